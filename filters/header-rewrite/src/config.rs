@@ -1,0 +1,452 @@
+//! Configuration: Envoy's `header_mutation` filter config as JSON, validated into [`Config`].
+
+use crate::format::Template;
+use sdk_ext::config::{validate_each, ConfigError, Validate};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+/// Envoy limits header names and values to 16 KiB in config (`max_bytes: 16384`).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Pseudo-headers a mutation may set. Envoy's codecs know no others.
+const PSEUDO_HEADERS: &[&str] = &[
+    ":authority",
+    ":method",
+    ":path",
+    ":scheme",
+    ":protocol",
+    ":status",
+];
+
+/// The filter configuration, as Envoy's `envoy.extensions.filters.http.header_mutation.v3.HeaderMutation`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRewriteConfig {
+    /// The mutations to apply.
+    #[serde(default)]
+    pub mutations: Mutations,
+}
+
+/// `envoy.extensions.filters.http.header_mutation.v3.Mutations`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Mutations {
+    /// Applied to request headers, in order.
+    #[serde(default)]
+    pub request_mutations: Vec<HeaderMutation>,
+    /// Applied to response headers, in order.
+    #[serde(default)]
+    pub response_mutations: Vec<HeaderMutation>,
+    /// Applied to request trailers when the request has trailers.
+    #[serde(default)]
+    pub request_trailers_mutations: Vec<HeaderMutation>,
+    /// Applied to response trailers when the response has trailers.
+    #[serde(default)]
+    pub response_trailers_mutations: Vec<HeaderMutation>,
+}
+
+/// `envoy.config.common.mutation_rules.v3.HeaderMutation`: exactly one of `append` or `remove`.
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HeaderMutation {
+    /// Add or overwrite a header.
+    Append(HeaderValueOption),
+    /// Remove every entry of a header.
+    Remove(String),
+}
+
+/// `envoy.config.core.v3.HeaderValueOption`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValueOption {
+    /// The header and its value template.
+    pub header: HeaderValue,
+    /// What to do when the header exists. Default `APPEND_IF_EXISTS_OR_ADD`.
+    #[serde(default)]
+    pub append_action: Option<AppendAction>,
+    /// Deprecated in Envoy: `true` = `APPEND_IF_EXISTS_OR_ADD`, `false` = `OVERWRITE_IF_EXISTS_OR_ADD`.
+    #[serde(default)]
+    pub append: Option<bool>,
+    /// Add the header even when its value renders empty. Default false.
+    #[serde(default)]
+    pub keep_empty_value: bool,
+}
+
+/// `envoy.config.core.v3.HeaderValue`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValue {
+    /// Header name; matched case-insensitively, sent lower-case.
+    pub key: String,
+    /// Value, with `%COMMAND%` substitutions (see the `format` module).
+    #[serde(default)]
+    pub value: String,
+}
+
+/// `HeaderValueOption.HeaderAppendAction`, by name or by its proto number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendAction {
+    /// Add another entry if the header exists, else add it.
+    #[default]
+    AppendIfExistsOrAdd,
+    /// Add only when the header is absent.
+    AddIfAbsent,
+    /// Replace all entries if present, else add.
+    OverwriteIfExistsOrAdd,
+    /// Replace all entries only when present.
+    OverwriteIfExists,
+}
+
+const APPEND_ACTIONS: &[(&str, AppendAction)] = &[
+    ("APPEND_IF_EXISTS_OR_ADD", AppendAction::AppendIfExistsOrAdd),
+    ("ADD_IF_ABSENT", AppendAction::AddIfAbsent),
+    (
+        "OVERWRITE_IF_EXISTS_OR_ADD",
+        AppendAction::OverwriteIfExistsOrAdd,
+    ),
+    ("OVERWRITE_IF_EXISTS", AppendAction::OverwriteIfExists),
+];
+
+impl<'de> Deserialize<'de> for AppendAction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ActionVisitor;
+        impl Visitor<'_> for ActionVisitor {
+            type Value = AppendAction;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("one of APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD, OVERWRITE_IF_EXISTS (or 0-3)")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<AppendAction, E> {
+                APPEND_ACTIONS
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|&(_, action)| action)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
+            }
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<AppendAction, E> {
+                usize::try_from(number)
+                    .ok()
+                    .and_then(|index| APPEND_ACTIONS.get(index))
+                    .map(|&(_, action)| action)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
+            }
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<AppendAction, E> {
+                match u64::try_from(number) {
+                    Ok(number) => self.visit_u64(number),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(ActionVisitor)
+    }
+}
+
+/// The validated, immutable configuration the filter runs with.
+#[derive(Debug, Default)]
+pub struct Config {
+    /// Request header mutations, in order.
+    pub request: Vec<Mutation>,
+    /// Response header mutations, in order.
+    pub response: Vec<Mutation>,
+    /// Request trailer mutations, in order.
+    pub request_trailers: Vec<Mutation>,
+    /// Response trailer mutations, in order.
+    pub response_trailers: Vec<Mutation>,
+    /// Request headers that response-side values read. Envoy only exposes request headers to a
+    /// wasm filter during the request callbacks, so these are captured then.
+    pub captured_request_headers: Vec<String>,
+}
+
+/// One validated mutation.
+#[derive(Debug)]
+pub enum Mutation {
+    /// Add or overwrite `name` with the rendered `value`.
+    Append {
+        /// Lower-case header name.
+        name: String,
+        /// Value template.
+        value: Template,
+        /// Behaviour when the header exists.
+        action: AppendAction,
+        /// Add even when the value renders empty.
+        keep_empty_value: bool,
+    },
+    /// Remove every entry of `name`.
+    Remove {
+        /// Lower-case header name.
+        name: String,
+    },
+}
+
+impl Validate for HeaderRewriteConfig {
+    type Validated = Config;
+
+    fn validate(self) -> Result<Config, ConfigError> {
+        let m = self.mutations;
+        let list = |field: &str, items| {
+            validate_each(field, items, HeaderMutation::validate).map_err(|e| e.within("mutations"))
+        };
+        let response = list("response_mutations", m.response_mutations)?;
+        let response_trailers = list("response_trailers_mutations", m.response_trailers_mutations)?;
+        let mut captured_request_headers: Vec<String> = Vec::new();
+        for mutation in response.iter().chain(&response_trailers) {
+            if let Mutation::Append { value, .. } = mutation {
+                for name in value.request_headers_read() {
+                    if !captured_request_headers.iter().any(|known| known == name) {
+                        captured_request_headers.push(name.to_string());
+                    }
+                }
+            }
+        }
+        Ok(Config {
+            request: list("request_mutations", m.request_mutations)?,
+            response,
+            request_trailers: list("request_trailers_mutations", m.request_trailers_mutations)?,
+            response_trailers,
+            captured_request_headers,
+        })
+    }
+}
+
+impl HeaderMutation {
+    fn validate(self) -> Result<Mutation, ConfigError> {
+        match self {
+            HeaderMutation::Remove(name) => {
+                let name = validate_header_name(&name).map_err(|e| e.within("remove"))?;
+                if name.starts_with(':') || name == "host" {
+                    return Err(ConfigError::new(
+                        "remove",
+                        format!("{name:?} cannot be removed: pseudo-headers and host are required by Envoy"),
+                    ));
+                }
+                Ok(Mutation::Remove { name })
+            }
+            HeaderMutation::Append(option) => option.validate().map_err(|e| e.within("append")),
+        }
+    }
+}
+
+impl HeaderValueOption {
+    fn validate(self) -> Result<Mutation, ConfigError> {
+        let name = validate_header_name(&self.header.key).map_err(|e| e.within("header"))?;
+        if self.header.value.len() > MAX_HEADER_BYTES {
+            return Err(ConfigError::new("header.value", "longer than 16384 bytes"));
+        }
+        if self
+            .header
+            .value
+            .bytes()
+            .any(|b| matches!(b, b'\0' | b'\r' | b'\n'))
+        {
+            return Err(ConfigError::new(
+                "header.value",
+                "must not contain NUL, CR or LF",
+            ));
+        }
+        let value = Template::parse(&self.header.value).map_err(|e| e.within("header.value"))?;
+        let action = match (self.append_action, self.append) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "append",
+                    "both append and append_action are set; use append_action only",
+                ))
+            }
+            (Some(action), None) => action,
+            (None, Some(true)) | (None, None) => AppendAction::AppendIfExistsOrAdd,
+            (None, Some(false)) => AppendAction::OverwriteIfExistsOrAdd,
+        };
+        Ok(Mutation::Append {
+            name,
+            value,
+            action,
+            keep_empty_value: self.keep_empty_value,
+        })
+    }
+}
+
+/// Whether `byte` may appear in a header name (an RFC 9110 token character).
+pub fn is_header_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// Checks a header name and returns it lower-cased. The error path is `key`.
+fn validate_header_name(name: &str) -> Result<String, ConfigError> {
+    let error = |reason: String| Err(ConfigError::new("key", reason));
+    if name.is_empty() {
+        return error("must not be empty".into());
+    }
+    if name.len() > MAX_HEADER_BYTES {
+        return error("longer than 16384 bytes".into());
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with(':') {
+        if !PSEUDO_HEADERS.contains(&lower.as_str()) {
+            return error(format!(
+                "unknown pseudo-header {name:?}; known: {}",
+                PSEUDO_HEADERS.join(", ")
+            ));
+        }
+    } else if !lower.bytes().all(is_header_name_byte) {
+        return error(format!("{name:?} is not a valid header name"));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk_ext::config::load;
+
+    fn load_json(json: serde_json::Value) -> Result<Config, ConfigError> {
+        load::<HeaderRewriteConfig>(json.to_string().as_bytes())
+    }
+
+    fn error_of(json: serde_json::Value) -> ConfigError {
+        load_json(json).expect_err("config should be rejected")
+    }
+
+    #[test]
+    fn full_config_validates() {
+        let config = load_json(serde_json::json!({"mutations": {
+            "request_mutations": [
+                {"append": {"header": {"key": "X-Added", "value": "v-%REQ(:path)%"}}},
+                {"append": {"header": {"key": ":path", "value": "/new"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}},
+                {"append": {"header": {"key": "x-n", "value": "1"}, "append_action": 3}},
+                {"append": {"header": {"key": "x-old", "value": "1"}, "append": false}},
+                {"remove": "X-Remove"}
+            ],
+            "response_mutations": [{"append": {"header": {"key": "x-e", "value": ""}, "keep_empty_value": true}}],
+            "request_trailers_mutations": [{"remove": "x-t"}],
+            "response_trailers_mutations": []
+        }}))
+        .unwrap();
+        assert_eq!(config.request.len(), 5);
+        match &config.request[0] {
+            Mutation::Append { name, action, .. } => {
+                assert_eq!(name, "x-added");
+                assert_eq!(*action, AppendAction::AppendIfExistsOrAdd);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            &config.request[2],
+            Mutation::Append {
+                action: AppendAction::OverwriteIfExists,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &config.request[3],
+            Mutation::Append {
+                action: AppendAction::OverwriteIfExistsOrAdd,
+                ..
+            }
+        ));
+        assert!(matches!(&config.request[4], Mutation::Remove { name } if name == "x-remove"));
+        assert!(matches!(
+            &config.response[0],
+            Mutation::Append {
+                keep_empty_value: true,
+                ..
+            }
+        ));
+        assert_eq!(config.request_trailers.len(), 1);
+        assert!(config.captured_request_headers.is_empty());
+    }
+
+    #[test]
+    fn request_headers_read_by_response_values_are_captured_once() {
+        let config = load_json(serde_json::json!({"mutations": {
+            "request_mutations": [{"append": {"header": {"key": "a", "value": "%REQ(x-request-only)%"}}}],
+            "response_mutations": [
+                {"append": {"header": {"key": "b", "value": "%REQ(X-User)%%REQ(x-user?x-alt)%"}}},
+                {"remove": "c"}
+            ],
+            "response_trailers_mutations": [{"append": {"header": {"key": "d", "value": "%REQ(x-alt)%"}}}]
+        }}))
+        .unwrap();
+        assert_eq!(config.captured_request_headers, ["x-user", "x-alt"]);
+    }
+
+    #[test]
+    fn empty_config_is_a_no_op_filter() {
+        let config = load::<HeaderRewriteConfig>(b"").unwrap();
+        assert!(config.request.is_empty() && config.response.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_field_path() {
+        let cases = [
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": "x", "value": "v"}, "append_action": "APPEND"}}]}}),
+                "mutations.request_mutations[0].append.append_action",
+                "invalid value",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"remove": "a"}, {"append": {"header": {"key": "", "value": "v"}}}]}}),
+                "mutations.request_mutations[1].append.header.key",
+                "must not be empty",
+            ),
+            (
+                serde_json::json!({"mutations": {"response_mutations": [{"append": {"header": {"key": "x", "value": "v", "raw_value": "eA=="}}}]}}),
+                "mutations.response_mutations[0].append.header.raw_value",
+                "unknown field",
+            ),
+            (
+                serde_json::json!({"mutation": {}}),
+                "mutation",
+                "unknown field",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"remove": ":path"}]}}),
+                "mutations.request_mutations[0].remove",
+                "cannot be removed",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"remove": "Host"}]}}),
+                "mutations.request_mutations[0].remove",
+                "cannot be removed",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": "x", "value": "%BOGUS%"}}}]}}),
+                "mutations.request_mutations[0].append.header.value",
+                "unsupported command %BOGUS%",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": "x y", "value": "v"}}}]}}),
+                "mutations.request_mutations[0].append.header.key",
+                "not a valid header name",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": ":foo", "value": "v"}}}]}}),
+                "mutations.request_mutations[0].append.header.key",
+                "unknown pseudo-header",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": "x", "value": "a\nb"}}}]}}),
+                "mutations.request_mutations[0].append.header.value",
+                "must not contain",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": "x", "value": "v"}, "append": true, "append_action": "ADD_IF_ABSENT"}}]}}),
+                "mutations.request_mutations[0].append.append",
+                "both append and append_action",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"append": {"header": {"key": "x"}}, "remove": "y"}]}}),
+                "mutations.request_mutations[0]",
+                "",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": {"remove": "y"}}}),
+                "mutations.request_mutations",
+                "invalid type",
+            ),
+        ];
+        for (json, path, reason) in cases {
+            let err = error_of(json.clone());
+            assert_eq!(err.path, path, "{json}: {err}");
+            assert!(err.reason.contains(reason), "{json}: {err}");
+        }
+    }
+}

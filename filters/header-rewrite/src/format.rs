@@ -1,0 +1,409 @@
+//! Header value templates: the subset of Envoy's substitution formatter that a proxy-wasm filter
+//! can evaluate. Parsed once at configure time; rendering only reads what the template names.
+//!
+//! Supported: literal text, `%%` for a literal `%`, and the commands
+//! `%REQ(name)%`, `%REQ(name?alternative)%`, `%RESP(...)%` (same forms), `%PROTOCOL%`,
+//! `%DOWNSTREAM_REMOTE_ADDRESS%`, `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`,
+//! `%DOWNSTREAM_LOCAL_ADDRESS%` and `%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%`, each with an
+//! optional `:N` byte-length limit (`%REQ(user-agent):10%`). A value that is missing renders as
+//! the empty string, as Envoy's header formatter does.
+
+use sdk_ext::config::ConfigError;
+use std::borrow::Cow;
+
+/// A parsed header value template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(Vec<u8>),
+    Command {
+        source: Source,
+        max_len: Option<usize>,
+    },
+}
+
+/// Where a command's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A request header, with an optional fallback header.
+    RequestHeader(String, Option<String>),
+    /// A response header, with an optional fallback header.
+    ResponseHeader(String, Option<String>),
+    /// A host property, optionally with the `:port` suffix removed.
+    Property {
+        /// Property path segments, as for `proxy_get_property`.
+        path: &'static [&'static str],
+        /// Strip a trailing `:port` (and IPv6 brackets) from an address.
+        strip_port: bool,
+    },
+}
+
+/// What a template can read while rendering. The filter implements it with hostcalls.
+pub trait Lookup {
+    /// The first value of a request header.
+    fn request_header(&mut self, name: &str) -> Option<Cow<'_, [u8]>>;
+    /// The first value of a response header; `None` while the request is being processed.
+    fn response_header(&mut self, name: &str) -> Option<Cow<'_, [u8]>>;
+    /// A host property.
+    fn property(&mut self, path: &[&str]) -> Option<Cow<'_, [u8]>>;
+}
+
+const PROPERTY_COMMANDS: &[(&str, &[&str], bool)] = &[
+    ("PROTOCOL", &["request", "protocol"], false),
+    ("DOWNSTREAM_REMOTE_ADDRESS", &["source", "address"], false),
+    (
+        "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+        &["source", "address"],
+        true,
+    ),
+    (
+        "DOWNSTREAM_LOCAL_ADDRESS",
+        &["destination", "address"],
+        false,
+    ),
+    (
+        "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+        &["destination", "address"],
+        true,
+    ),
+];
+
+impl Template {
+    /// Parses a header value format. Errors name the position or command that is wrong.
+    pub fn parse(format: &str) -> Result<Template, ConfigError> {
+        let bytes = format.as_bytes();
+        let mut parts = Vec::new();
+        let mut literal = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            if bytes[pos] != b'%' {
+                literal.push(bytes[pos]);
+                pos += 1;
+                continue;
+            }
+            if bytes.get(pos + 1) == Some(&b'%') {
+                literal.push(b'%');
+                pos += 2;
+                continue;
+            }
+            if !literal.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut literal)));
+            }
+            let (part, consumed) = parse_command(&format[pos..]).map_err(|reason| {
+                ConfigError::new("", format!("{reason} (in {format:?} at byte {pos})"))
+            })?;
+            parts.push(part);
+            pos += consumed;
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Template { parts })
+    }
+
+    /// The value when the template has no commands, so it can be used without rendering.
+    pub fn as_literal(&self) -> Option<&[u8]> {
+        match self.parts.as_slice() {
+            [] => Some(&[]),
+            [Part::Literal(text)] => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Whether the template reads any response header.
+    pub fn reads_response(&self) -> bool {
+        self.parts.iter().any(|part| {
+            matches!(
+                part,
+                Part::Command {
+                    source: Source::ResponseHeader(..),
+                    ..
+                }
+            )
+        })
+    }
+
+    /// The request headers the template reads (with their alternatives).
+    pub fn request_headers_read(&self) -> impl Iterator<Item = &str> {
+        self.parts
+            .iter()
+            .flat_map(|part| match part {
+                Part::Command {
+                    source: Source::RequestHeader(name, alternative),
+                    ..
+                } => [Some(name.as_str()), alternative.as_deref()],
+                _ => [None, None],
+            })
+            .flatten()
+    }
+
+    /// Renders the template into `out` (cleared first).
+    pub fn render(&self, lookup: &mut impl Lookup, out: &mut Vec<u8>) {
+        out.clear();
+        for part in &self.parts {
+            let (source, max_len) = match part {
+                Part::Literal(text) => {
+                    out.extend_from_slice(text);
+                    continue;
+                }
+                Part::Command { source, max_len } => (source, *max_len),
+            };
+            let mut push = |value: &[u8]| {
+                let len = max_len.map_or(value.len(), |max| max.min(value.len()));
+                out.extend_from_slice(&value[..len]);
+            };
+            match source {
+                Source::RequestHeader(name, alternative) => {
+                    if lookup.request_header(name).map(|v| push(&v)).is_none() {
+                        if let Some(v) = alternative
+                            .as_deref()
+                            .and_then(|alt| lookup.request_header(alt))
+                        {
+                            push(&v);
+                        }
+                    }
+                }
+                Source::ResponseHeader(name, alternative) => {
+                    if lookup.response_header(name).map(|v| push(&v)).is_none() {
+                        if let Some(v) = alternative
+                            .as_deref()
+                            .and_then(|alt| lookup.response_header(alt))
+                        {
+                            push(&v);
+                        }
+                    }
+                }
+                Source::Property { path, strip_port } => {
+                    if let Some(value) = lookup.property(path) {
+                        push(if *strip_port {
+                            without_port(&value)
+                        } else {
+                            &value
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`; anything else is returned as is.
+fn without_port(address: &[u8]) -> &[u8] {
+    if let Some(rest) = address.strip_prefix(b"[") {
+        if let Some(end) = rest.iter().position(|&b| b == b']') {
+            return &rest[..end];
+        }
+        return address;
+    }
+    match address.iter().rposition(|&b| b == b':') {
+        Some(colon) if address[..colon].iter().all(|&b| b != b':') => &address[..colon],
+        _ => address,
+    }
+}
+
+/// Parses one `%COMMAND(arg):N%` at the start of `text`; returns the part and bytes consumed.
+/// The grammar is Envoy's: `%[A-Z0-9_]+(\([^)]*\))?(:[0-9]+)?%`.
+fn parse_command(text: &str) -> Result<(Part, usize), String> {
+    let bytes = text.as_bytes();
+    let invalid = || "no valid command after '%' (use %% for a literal percent sign)".to_string();
+    let mut pos = 1;
+    while pos < bytes.len()
+        && (bytes[pos].is_ascii_uppercase() || bytes[pos].is_ascii_digit() || bytes[pos] == b'_')
+    {
+        pos += 1;
+    }
+    let name = &text[1..pos];
+    if name.is_empty() {
+        return Err(invalid());
+    }
+    let mut argument = None;
+    if bytes.get(pos) == Some(&b'(') {
+        let close = text[pos..].find(')').ok_or_else(invalid)? + pos;
+        argument = Some(&text[pos + 1..close]);
+        pos = close + 1;
+    }
+    let mut max_len = None;
+    if bytes.get(pos) == Some(&b':') {
+        let digits_end = text[pos + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(text.len(), |i| i + pos + 1);
+        if digits_end == pos + 1 {
+            return Err(invalid());
+        }
+        max_len = Some(
+            text[pos + 1..digits_end]
+                .parse::<usize>()
+                .map_err(|_| format!("length limit of %{name}% is too large"))?,
+        );
+        pos = digits_end;
+    }
+    if bytes.get(pos) != Some(&b'%') {
+        return Err(invalid());
+    }
+    let source = match name {
+        "REQ" | "RESP" => {
+            let (main, alternative) = parse_header_argument(name, argument)?;
+            if name == "REQ" {
+                Source::RequestHeader(main, alternative)
+            } else {
+                Source::ResponseHeader(main, alternative)
+            }
+        }
+        _ => {
+            let &(_, path, strip_port) = PROPERTY_COMMANDS
+                .iter()
+                .find(|(command, _, _)| *command == name)
+                .ok_or_else(|| format!("unsupported command %{name}%"))?;
+            if argument.is_some() {
+                return Err(format!("%{name}% takes no argument"));
+            }
+            Source::Property { path, strip_port }
+        }
+    };
+    Ok((Part::Command { source, max_len }, pos + 1))
+}
+
+fn parse_header_argument(
+    command: &str,
+    argument: Option<&str>,
+) -> Result<(String, Option<String>), String> {
+    let argument =
+        argument.ok_or_else(|| format!("%{command}% needs a header name: %{command}(name)%"))?;
+    let mut names = argument.split('?');
+    let main = names.next().unwrap_or_default();
+    let alternative = names.next();
+    if names.next().is_some() {
+        return Err(format!(
+            "%{command}({argument})% has more than one alternative header"
+        ));
+    }
+    let check = |name: &str| -> Result<String, String> {
+        let bare = name.strip_prefix(':').unwrap_or(name);
+        if bare.is_empty() || !bare.bytes().all(crate::config::is_header_name_byte) {
+            return Err(format!(
+                "%{command}({argument})% has an invalid header name {name:?}"
+            ));
+        }
+        Ok(name.to_ascii_lowercase())
+    };
+    Ok((check(main)?, alternative.map(check).transpose()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct Values {
+        request: HashMap<&'static str, &'static [u8]>,
+        response: HashMap<&'static str, &'static [u8]>,
+        properties: HashMap<String, &'static [u8]>,
+    }
+
+    impl Lookup for Values {
+        fn request_header(&mut self, name: &str) -> Option<Cow<'_, [u8]>> {
+            self.request.get(name).map(|v| Cow::Borrowed(*v))
+        }
+        fn response_header(&mut self, name: &str) -> Option<Cow<'_, [u8]>> {
+            self.response.get(name).map(|v| Cow::Borrowed(*v))
+        }
+        fn property(&mut self, path: &[&str]) -> Option<Cow<'_, [u8]>> {
+            self.properties
+                .get(&path.join("."))
+                .map(|v| Cow::Borrowed(*v))
+        }
+    }
+
+    fn render(format: &str, values: &mut Values) -> Vec<u8> {
+        let mut out = Vec::new();
+        Template::parse(format).unwrap().render(values, &mut out);
+        out
+    }
+
+    #[test]
+    fn literals_and_escapes() {
+        let template = Template::parse("100%% real").unwrap();
+        assert_eq!(template.as_literal(), Some(&b"100% real"[..]));
+        assert_eq!(Template::parse("").unwrap().as_literal(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn request_and_response_headers_with_alternatives_and_limits() {
+        let mut values = Values::default();
+        values.request.insert("x-a", b"alpha");
+        values.request.insert("x-b", &[0xff, 0xfe]);
+        values.response.insert("x-r", b"resp");
+        assert_eq!(render("<%REQ(X-A)%>", &mut values), b"<alpha>");
+        assert_eq!(render("%REQ(x-missing?x-b)%", &mut values), [0xff, 0xfe]);
+        assert_eq!(render("%REQ(x-a):3%-%RESP(x-r)%", &mut values), b"alp-resp");
+        assert_eq!(render("a%REQ(x-missing)%b", &mut values), b"ab");
+        assert!(Template::parse("%RESP(x-r)%").unwrap().reads_response());
+        assert!(!Template::parse("%REQ(x-r)%").unwrap().reads_response());
+        let template = Template::parse("%REQ(a)%-%REQ(b?c)%-%RESP(d)%").unwrap();
+        assert_eq!(
+            template.request_headers_read().collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn addresses_lose_their_port() {
+        let mut values = Values::default();
+        values
+            .properties
+            .insert("source.address".into(), b"10.0.0.1:5555");
+        values
+            .properties
+            .insert("destination.address".into(), b"[::1]:10000");
+        values
+            .properties
+            .insert("request.protocol".into(), b"HTTP/1.1");
+        assert_eq!(
+            render("%DOWNSTREAM_REMOTE_ADDRESS%", &mut values),
+            b"10.0.0.1:5555"
+        );
+        assert_eq!(
+            render("%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", &mut values),
+            b"10.0.0.1"
+        );
+        assert_eq!(
+            render("%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%", &mut values),
+            b"::1"
+        );
+        assert_eq!(render("%PROTOCOL%", &mut values), b"HTTP/1.1");
+    }
+
+    #[test]
+    fn bad_formats_are_rejected_with_a_reason() {
+        for (format, expected) in [
+            ("50%", "no valid command"),
+            ("%req(x)%", "no valid command"),
+            ("%REQ(x)", "no valid command"),
+            ("%REQ(x", "no valid command"),
+            ("%REQ%", "needs a header name"),
+            ("%REQ()%", "invalid header name"),
+            ("%REQ(a?b?c)%", "more than one alternative"),
+            ("%REQ(bad name)%", "invalid header name"),
+            ("%START_TIME%", "unsupported command %START_TIME%"),
+            ("%PROTOCOL(x)%", "takes no argument"),
+            ("%REQ(x):%", "no valid command"),
+            ("%REQ(x):99999999999999999999999%", "too large"),
+        ] {
+            let err = Template::parse(format).unwrap_err();
+            assert!(err.reason.contains(expected), "{format}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn without_port_handles_odd_addresses() {
+        assert_eq!(without_port(b"1.2.3.4"), b"1.2.3.4");
+        assert_eq!(without_port(b"::1"), b"::1");
+        assert_eq!(without_port(b"[::1"), b"[::1");
+        assert_eq!(without_port(b""), b"");
+    }
+}

@@ -1,0 +1,90 @@
+//! Reading and writing guest memory from hostcalls, and handing buffers to the guest through its
+//! own allocator (`proxy_on_memory_allocate`, or `malloc` for older SDKs), as proxy-wasm-cpp-host
+//! does. A bad guest pointer is reported as `InvalidMemoryAccess`, never a host panic.
+
+use crate::hostcalls::Status;
+use crate::state::HostState;
+use wasmtime::{Caller, Extern, Memory};
+
+fn memory(caller: &mut Caller<'_, HostState>) -> Result<Memory, Status> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => Ok(memory),
+        _ => Err(Status::InvalidMemoryAccess),
+    }
+}
+
+/// Copies `len` bytes at `ptr` out of guest memory.
+pub(crate) fn read(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    len: u32,
+) -> Result<Vec<u8>, Status> {
+    let memory = memory(caller)?;
+    let start = ptr as usize;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or(Status::InvalidMemoryAccess)?;
+    memory
+        .data(&caller)
+        .get(start..end)
+        .map(<[u8]>::to_vec)
+        .ok_or(Status::InvalidMemoryAccess)
+}
+
+/// Writes bytes at `ptr` in guest memory.
+pub(crate) fn write(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    bytes: &[u8],
+) -> Result<(), Status> {
+    let memory = memory(caller)?;
+    memory
+        .write(&mut *caller, ptr as usize, bytes)
+        .map_err(|_| Status::InvalidMemoryAccess)
+}
+
+/// Writes a little-endian u32 at `ptr`.
+pub(crate) fn write_u32(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    value: u32,
+) -> Result<(), Status> {
+    write(caller, ptr, &value.to_le_bytes())
+}
+
+/// Allocates `bytes.len()` bytes with the guest's allocator, copies `bytes` there and writes the
+/// pointer and size to `ptr_ptr` and `size_ptr`. An empty buffer is returned as null and 0.
+/// Errors: a trap inside the allocator is returned as `Err` (the hostcall traps with it); memory
+/// faults become `InvalidMemoryAccess`.
+pub(crate) fn return_bytes(
+    caller: &mut Caller<'_, HostState>,
+    bytes: &[u8],
+    ptr_ptr: u32,
+    size_ptr: u32,
+) -> wasmtime::Result<Status> {
+    let address = if bytes.is_empty() {
+        0
+    } else {
+        let allocate = match caller
+            .get_export("proxy_on_memory_allocate")
+            .or_else(|| caller.get_export("malloc"))
+        {
+            Some(Extern::Func(func)) => func.typed::<u32, u32>(&*caller)?,
+            _ => return Ok(Status::InvalidMemoryAccess),
+        };
+        let address = allocate.call(&mut *caller, bytes.len() as u32)?;
+        if address == 0 {
+            return Ok(Status::InvalidMemoryAccess);
+        }
+        if let Err(status) = write(caller, address, bytes) {
+            return Ok(status);
+        }
+        address
+    };
+    let result = write_u32(caller, ptr_ptr, address)
+        .and_then(|()| write_u32(caller, size_ptr, bytes.len() as u32));
+    Ok(match result {
+        Ok(()) => Status::Ok,
+        Err(status) => status,
+    })
+}
