@@ -25,9 +25,13 @@ FILTERS := $(notdir $(wildcard filters/*))
 FILTER_LIBS := $(subst -,_,$(FILTERS))
 RAW_WASM_DIR := target/$(WASM_TARGET)/release
 FILTER_WASM_DIR := $(ROOT)/target/filters
+# Modules that exist only to test test-host and Envoy against each other.
+TEST_MODULES := proxy-wasm-probe
+TEST_MODULE_LIBS := $(subst -,_,$(TEST_MODULES))
+TEST_MODULE_DIR := $(ROOT)/target/test-modules
 PORT ?= 10000
 
-export ENVOY_BIN FILTER_WASM_DIR
+export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR
 
 .PHONY: help run test build bench setup rust-target envoy wasm-opt optimize lint fmt clean
 
@@ -64,10 +68,14 @@ $(WASM_OPT):
 	$@ --version
 
 build: rust-target wasm-opt
-	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
+	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS) $(TEST_MODULES))
 	@$(MAKE) --no-print-directory optimize
 
-optimize: $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm)
+optimize: $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm) $(TEST_MODULE_LIBS:%=$(TEST_MODULE_DIR)/%.wasm)
+
+$(TEST_MODULE_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm
+	@mkdir -p $(TEST_MODULE_DIR)
+	cp $< $@
 
 $(FILTER_WASM_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm $(WASM_OPT)
 	@mkdir -p $(FILTER_WASM_DIR)

@@ -10,30 +10,50 @@
 //!     .start()?;
 //! let mut stream = plugin.http_stream()?;
 //! assert_eq!(stream.send_request_headers(&[(":path", "/")], true)?, Action::Continue);
-//! assert_eq!(stream.request_headers().get_str("x-hello").as_deref(), Some("world"));
+//! assert_eq!(stream.upstream_request().header("x-hello").as_deref(), Some("world"));
 //! # Ok(()) }
 //! ```
 
+mod callouts;
 mod engine;
 mod error;
+mod host;
 mod hostcalls;
 mod memory;
 mod plugin;
+pub mod scenario;
 mod state;
 mod stream;
+mod wasi;
 
+pub use callouts::{GrpcCall, HttpCall, HttpResponse};
 pub use engine::AbiVersion;
 pub use error::{Error, Result};
+pub use host::{MetricType, MetricValue, TestHost};
 pub use hostcalls::Status;
-pub use plugin::{Plugin, PluginBuilder, TestHost};
-pub use state::{HeaderMap, LocalResponse, LogEntry, LogLevel};
-pub use stream::{Action, HttpStream};
+pub use plugin::{Plugin, PluginBuilder};
+pub use state::{HeaderMap, LocalResponse, LogEntry, LogLevel, MapKind};
+pub use stream::{Action, HttpStream, Message};
 
-/// Where `make build` puts the optimized filter modules: `<workspace>/target/filters/<name>.wasm`.
+/// Where `make build` puts the optimized filter modules: `$FILTER_WASM_DIR/<name>.wasm`, by
+/// default `<workspace>/target/filters/<name>.wasm`.
 pub fn filter_wasm(name: &str) -> std::path::PathBuf {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = std::env::var_os("FILTER_WASM_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target").join("filters"));
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+                .join("filters")
+        });
     dir.join(format!("{name}.wasm"))
+}
+
+/// Reports what a module needs that this host lacks, without running it: its ABI version, or
+/// the imports it cannot satisfy.
+pub fn inspect(wasm: &[u8]) -> Result<(AbiVersion, Vec<String>)> {
+    let module =
+        wasmtime::Module::new(engine::engine(), wasm).map_err(|e| Error::Load(format!("{e:#}")))?;
+    let abi = engine::abi_version(&module)?;
+    Ok((abi, engine::unsupported_imports(&module, abi)))
 }

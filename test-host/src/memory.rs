@@ -1,6 +1,6 @@
 //! Reading and writing guest memory from hostcalls, and handing buffers to the guest through its
-//! own allocator (`proxy_on_memory_allocate`, or `malloc` for older SDKs), as proxy-wasm-cpp-host
-//! does. A bad guest pointer is reported as `InvalidMemoryAccess`, never a host panic.
+//! own allocator (`malloc`, else `proxy_on_memory_allocate`), as proxy-wasm-cpp-host does. A bad
+//! guest pointer is reported as `InvalidMemoryAccess`, never a trap or a host panic.
 
 use crate::hostcalls::Status;
 use crate::state::HostState;
@@ -19,6 +19,9 @@ pub(crate) fn read(
     ptr: u32,
     len: u32,
 ) -> Result<Vec<u8>, Status> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
     let memory = memory(caller)?;
     let start = ptr as usize;
     let end = start
@@ -29,6 +32,15 @@ pub(crate) fn read(
         .get(start..end)
         .map(<[u8]>::to_vec)
         .ok_or(Status::InvalidMemoryAccess)
+}
+
+/// Copies a string argument out of guest memory (lossily decoded).
+pub(crate) fn read_string(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    len: u32,
+) -> Result<String, Status> {
+    read(caller, ptr, len).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Writes bytes at `ptr` in guest memory.
@@ -52,10 +64,19 @@ pub(crate) fn write_u32(
     write(caller, ptr, &value.to_le_bytes())
 }
 
+/// Writes a little-endian u64 at `ptr`.
+pub(crate) fn write_u64(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    value: u64,
+) -> Result<(), Status> {
+    write(caller, ptr, &value.to_le_bytes())
+}
+
 /// Allocates `bytes.len()` bytes with the guest's allocator, copies `bytes` there and writes the
-/// pointer and size to `ptr_ptr` and `size_ptr`. An empty buffer is returned as null and 0.
-/// Errors: a trap inside the allocator is returned as `Err` (the hostcall traps with it); memory
-/// faults become `InvalidMemoryAccess`.
+/// pointer and size to `ptr_ptr` and `size_ptr`. An empty buffer is returned as null and 0
+/// without allocating. A trap inside the allocator is returned as `Err` (the hostcall traps with
+/// it); memory faults become `InvalidMemoryAccess`.
 pub(crate) fn return_bytes(
     caller: &mut Caller<'_, HostState>,
     bytes: &[u8],
@@ -66,10 +87,13 @@ pub(crate) fn return_bytes(
         0
     } else {
         let allocate = match caller
-            .get_export("proxy_on_memory_allocate")
-            .or_else(|| caller.get_export("malloc"))
+            .get_export("malloc")
+            .or_else(|| caller.get_export("proxy_on_memory_allocate"))
         {
-            Some(Extern::Func(func)) => func.typed::<u32, u32>(&*caller)?,
+            Some(Extern::Func(func)) => match func.typed::<u32, u32>(&*caller) {
+                Ok(typed) => typed,
+                Err(_) => return Ok(Status::InvalidMemoryAccess),
+            },
             _ => return Ok(Status::InvalidMemoryAccess),
         };
         let address = allocate.call(&mut *caller, bytes.len() as u32)?;
@@ -87,4 +111,17 @@ pub(crate) fn return_bytes(
         Ok(()) => Status::Ok,
         Err(status) => status,
     })
+}
+
+/// Like [`return_bytes`], for a hostcall body that produced either bytes or a status.
+pub(crate) fn return_result(
+    caller: &mut Caller<'_, HostState>,
+    result: Result<Vec<u8>, Status>,
+    ptr_ptr: u32,
+    size_ptr: u32,
+) -> wasmtime::Result<u32> {
+    match result {
+        Ok(bytes) => Ok(return_bytes(caller, &bytes, ptr_ptr, size_ptr)? as u32),
+        Err(status) => Ok(status as u32),
+    }
 }

@@ -1,70 +1,56 @@
-//! A plugin: one VM instance of a module, started with a configuration as Envoy starts it.
+//! A plugin: one VM instance of a module with one root context, started as Envoy starts it.
 
+use crate::callouts::{GrpcCall, HttpCall, HttpResponse};
 use crate::engine::{self, AbiVersion, EPOCH_TICK, MAX_MEMORY_BYTES};
 use crate::error::{Error, Result};
-use crate::state::{HostState, LogEntry, LogLevel};
+use crate::host::{lock, TestHost};
+use crate::state::{CallStatus, CalloutView, HeaderMap, HostState, LogEntry, LogLevel, MapKind};
 use crate::stream::HttpStream;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::{Instance, Store, StoreLimitsBuilder, Trap, WasmParams, WasmResults};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::WasiCtxBuilder;
 
-/// How much of the module's stdout and stderr is kept.
-const CAPTURE_BYTES: usize = 1 << 20;
-
-/// The entry point of a test: a proxy that can run plugins. Cheap to create; tests that share
-/// nothing should each make their own.
-#[derive(Clone, Default)]
-pub struct TestHost {
-    _private: (),
-}
-
-impl TestHost {
-    /// A new host.
-    pub fn new() -> TestHost {
-        TestHost::default()
-    }
-
-    /// Starts describing a plugin that runs the module at `wasm_path`.
-    pub fn plugin(&self, wasm_path: impl AsRef<Path>) -> PluginBuilder {
-        PluginBuilder {
-            source: Source::Path(wasm_path.as_ref().to_path_buf()),
-            plugin_configuration: Vec::new(),
-            vm_configuration: Vec::new(),
-            log_level: LogLevel::Info,
-            call_timeout: Duration::from_secs(2),
-            properties: BTreeMap::new(),
-        }
-    }
-
-    /// Starts describing a plugin that runs the module given as bytes (or WAT text).
-    pub fn plugin_from_bytes(&self, wasm: impl Into<Vec<u8>>) -> PluginBuilder {
-        let mut builder = self.plugin("");
-        builder.source = Source::Bytes(wasm.into());
-        builder
-    }
-}
-
-enum Source {
+pub(crate) enum Source {
     Path(PathBuf),
     Bytes(Vec<u8>),
 }
 
-/// Describes a plugin before it starts: its configuration, log level and limits.
+/// Describes a plugin before it starts: its configuration, identity, log level and limits.
 pub struct PluginBuilder {
+    host: TestHost,
     source: Source,
     plugin_configuration: Vec<u8>,
     vm_configuration: Vec<u8>,
     log_level: LogLevel,
     call_timeout: Duration,
     properties: BTreeMap<Vec<u8>, Vec<u8>>,
+    vm_id: String,
+    plugin_name: String,
+    root_id: String,
+    environment: Vec<(String, String)>,
 }
 
 impl PluginBuilder {
+    pub(crate) fn new(host: TestHost, source: Source) -> PluginBuilder {
+        PluginBuilder {
+            host,
+            source,
+            plugin_configuration: Vec::new(),
+            vm_configuration: Vec::new(),
+            log_level: LogLevel::Info,
+            call_timeout: Duration::from_secs(2),
+            properties: BTreeMap::new(),
+            vm_id: String::new(),
+            plugin_name: String::new(),
+            root_id: String::new(),
+            environment: Vec::new(),
+        }
+    }
+
     /// The plugin configuration as JSON (Envoy's `configuration` StringValue).
     pub fn config(mut self, json: serde_json::Value) -> Self {
         self.plugin_configuration = json.to_string().into_bytes();
@@ -83,7 +69,31 @@ impl PluginBuilder {
         self
     }
 
-    /// The host log level; lower-level `proxy_log` calls are dropped. Default `Info`, as Envoy.
+    /// The VM id (`vm_config.vm_id`). Plugins with the same VM id share data and queues.
+    pub fn vm_id(mut self, vm_id: &str) -> Self {
+        self.vm_id = vm_id.to_string();
+        self
+    }
+
+    /// The plugin name (`config.name`), reported as the `plugin_name` property.
+    pub fn name(mut self, name: &str) -> Self {
+        self.plugin_name = name.to_string();
+        self
+    }
+
+    /// The root id (`config.root_id`).
+    pub fn root_id(mut self, root_id: &str) -> Self {
+        self.root_id = root_id.to_string();
+        self
+    }
+
+    /// An environment variable the module sees through WASI.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.environment.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The host log level; lower-level lines are dropped. Default `Info`, as Envoy.
     pub fn log_level(mut self, level: LogLevel) -> Self {
         self.log_level = level;
         self
@@ -95,47 +105,67 @@ impl PluginBuilder {
         self
     }
 
-    /// A plugin-wide property, e.g. `&["plugin_name"]`.
+    /// A property every context of the plugin sees, e.g. `&["xds", "cluster_name"]`.
     pub fn property(mut self, path: &[&str], value: impl Into<Vec<u8>>) -> Self {
         self.properties
             .insert(path.join("\0").into_bytes(), value.into());
         self
     }
 
-    /// Loads the module and runs the start sequence: `_initialize`, `proxy_on_context_create`
-    /// for the root context, `proxy_on_vm_start`, `proxy_on_configure`.
+    /// Loads the module and runs Envoy's start sequence: `_initialize` (or `_start`), then
+    /// `proxy_on_context_create` for the root, `proxy_on_vm_start`, `proxy_on_configure`.
     pub fn start(self) -> Result<Plugin> {
         let wasm = match &self.source {
-            Source::Path(path) => std::fs::read(path).map_err(|e| {
-                Error::Load(format!(
-                    "{}: {e} (build the filters with `make build`)",
-                    path.display()
-                ))
-            })?,
+            Source::Path(path) => {
+                std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?
+            }
             Source::Bytes(bytes) => bytes.clone(),
         };
         let compiled = engine::compile(&wasm)?;
-        let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build_p1();
+        let shared = self.host.shared.clone();
+        let logs: Arc<Mutex<Vec<LogEntry>>> = Arc::default();
+        let (wasi, stdout, stderr) =
+            crate::wasi::context(&shared, &logs, self.log_level, &self.environment);
+        let vm_key = shared.next_vm_key();
         let state = HostState {
             wasi,
             limits: StoreLimitsBuilder::new()
                 .memory_size(MAX_MEMORY_BYTES)
                 .instances(1)
                 .build(),
+            shared,
+            vm_key,
+            vm_id: self.vm_id,
+            plugin_name: self.plugin_name,
+            root_id: self.root_id,
+            root_context_id: 1,
+            logs,
+            log_level: self.log_level,
             stdout,
             stderr,
-            logs: Vec::new(),
-            log_level: self.log_level,
             vm_configuration: self.vm_configuration,
             plugin_configuration: self.plugin_configuration,
-            active_context: 0,
+            plugin_configuration_visible: false,
+            restricted: false,
+            current_context: 0,
+            effective_context: None,
             streams: HashMap::new(),
             properties: self.properties,
+            tick_period_ms: 0,
+            next_tick: None,
+            next_http_token: 0,
+            next_grpc_call_token: 0,
+            next_grpc_stream_token: 0,
+            http_calls: BTreeMap::new(),
+            grpc_calls: BTreeMap::new(),
+            callout_view: CalloutView::default(),
+            grpc_receive_buffer: Vec::new(),
+            call_status: CallStatus::default(),
+            metric_ids: HashMap::new(),
+            next_metric_id: [0; 3],
+            deferred: Vec::new(),
+            shutdown_pending: false,
+            done_called: false,
         };
         let mut store = Store::new(engine::engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -148,6 +178,7 @@ impl PluginBuilder {
         let mut vm = Vm {
             store,
             instance,
+            functions: HashMap::new(),
             abi: compiled.abi,
             deadline_ticks,
             root_context_id: 1,
@@ -156,6 +187,7 @@ impl PluginBuilder {
         };
         vm.start()?;
         Ok(Plugin {
+            host: self.host,
             vm: Rc::new(RefCell::new(vm)),
         })
     }
@@ -164,18 +196,31 @@ impl PluginBuilder {
 /// A running plugin (one VM with its root context). Clones share the VM.
 #[derive(Clone)]
 pub struct Plugin {
+    host: TestHost,
     pub(crate) vm: Rc<RefCell<Vm>>,
 }
 
 impl Plugin {
-    /// Creates a new HTTP stream (`proxy_on_context_create` with this plugin's root as parent).
+    /// Creates a new HTTP stream. Its `proxy_on_context_create` runs with the first request
+    /// headers, as in Envoy.
     pub fn http_stream(&self) -> Result<HttpStream> {
         HttpStream::create(self.vm.clone())
     }
 
-    /// Everything the module logged so far, at or above the host log level.
+    /// The host this plugin runs in.
+    pub fn host(&self) -> &TestHost {
+        &self.host
+    }
+
+    /// The root context id (1).
+    pub fn root_context_id(&self) -> u32 {
+        self.vm.borrow().root_context_id
+    }
+
+    /// Everything logged so far at or above the host log level: `proxy_log` calls, and stdout
+    /// (info) and stderr (error) writes, as Envoy logs them.
     pub fn logs(&self) -> Vec<LogEntry> {
-        self.vm.borrow().store.data().logs.clone()
+        lock(&self.vm.borrow().store.data().logs).clone()
     }
 
     /// Log messages at `level` or above.
@@ -192,7 +237,7 @@ impl Plugin {
         String::from_utf8_lossy(&self.vm.borrow().store.data().stdout.contents()).into_owned()
     }
 
-    /// What the module wrote to stderr.
+    /// What the module wrote to stderr (a Rust filter's panic message lands here).
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.vm.borrow().store.data().stderr.contents()).into_owned()
     }
@@ -204,7 +249,235 @@ impl Plugin {
 
     /// Why the VM failed, if it did (a trap fails the VM for good, as in Envoy).
     pub fn failure(&self) -> Option<String> {
-        self.vm.borrow().failed.clone()
+        self.vm.borrow().failure()
+    }
+
+    /// The tick period the module set (`proxy_set_tick_period_milliseconds`); zero when none.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_millis(self.vm.borrow().store.data().tick_period_ms as u64)
+    }
+
+    /// Calls `proxy_on_tick` once, as the timer would.
+    pub fn tick(&self) -> Result<()> {
+        let mut vm = self.vm.borrow_mut();
+        let root = vm.root_context_id;
+        vm.call::<u32, ()>(root, "proxy_on_tick", root)?;
+        vm.run_deferred()
+    }
+
+    /// Moves the host clock forward by `by`, firing `proxy_on_tick` for every period that
+    /// elapses, and failing HTTP callouts whose timeout passes with Envoy's 504.
+    pub fn advance(&self, by: Duration) -> Result<()> {
+        let target = self.host.shared.monotonic() + by;
+        loop {
+            let (next_tick, next_timeout) = {
+                let vm = self.vm.borrow();
+                let state = vm.store.data();
+                let timeout = state
+                    .http_calls
+                    .values()
+                    .filter_map(|call| {
+                        call.timeout
+                            .map(|timeout| (call.started + timeout, call.token))
+                    })
+                    .min();
+                (state.next_tick, timeout)
+            };
+            let next_event = [next_tick, next_timeout.map(|(at, _)| at)]
+                .into_iter()
+                .flatten()
+                .min();
+            match next_event {
+                Some(at) if at <= target => {
+                    let now = self.host.shared.monotonic();
+                    self.host.advance_clock(at.saturating_sub(now));
+                    if next_timeout.is_some_and(|(deadline, _)| deadline == at) {
+                        let token = next_timeout.map(|(_, token)| token).unwrap_or_default();
+                        self.respond_http_call(token, HttpResponse::gateway_timeout())?;
+                    } else {
+                        {
+                            let mut vm = self.vm.borrow_mut();
+                            let state = vm.store.data_mut();
+                            let period = Duration::from_millis(state.tick_period_ms as u64);
+                            state.next_tick = (!period.is_zero()).then_some(at + period);
+                        }
+                        self.tick()?;
+                    }
+                }
+                _ => {
+                    let now = self.host.shared.monotonic();
+                    self.host.advance_clock(target.saturating_sub(now));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Delivers pending `proxy_on_queue_ready` notifications for queues this VM owns; returns how
+    /// many were delivered.
+    pub fn deliver_queue_ready(&self) -> Result<usize> {
+        let vm_key = self.vm.borrow().store.data().vm_key;
+        let pending = lock(&self.host.shared.inboxes)
+            .remove(&vm_key)
+            .unwrap_or_default();
+        let mut vm = self.vm.borrow_mut();
+        for &(root, queue) in &pending {
+            vm.call::<(u32, u32), ()>(root, "proxy_on_queue_ready", (root, queue))?;
+            vm.run_deferred()?;
+        }
+        Ok(pending.len())
+    }
+
+    /// HTTP callouts waiting for an answer, oldest first.
+    pub fn http_calls(&self) -> Vec<HttpCall> {
+        self.vm
+            .borrow()
+            .store
+            .data()
+            .http_calls
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Answers an HTTP callout: `proxy_on_http_call_response(root, token, headers, body, trailers)`
+    /// with the response readable only during that callback.
+    pub fn respond_http_call(&self, token: u32, response: HttpResponse) -> Result<()> {
+        let mut vm = self.vm.borrow_mut();
+        vm.take_http_call(token)?;
+        let headers = response.header_map();
+        let trailers = (!response.trailers.is_empty())
+            .then(|| HeaderMap::with_kind(MapKind::Plain, &response.trailers));
+        let args = (
+            headers.len() as u32,
+            response.body.len() as u32,
+            trailers.as_ref().map_or(0, |t| t.len() as u32),
+        );
+        vm.store.data_mut().callout_view = CalloutView {
+            headers: Some(headers),
+            trailers: Some(trailers.unwrap_or_default()),
+            body: Some(response.body),
+        };
+        vm.deliver_http_call_response(token, args)
+    }
+
+    /// Fails an HTTP callout as a reset connection: the callback gets no headers, body or
+    /// trailers, and `proxy_get_status` reports BrokenConnection with "reset".
+    pub fn fail_http_call(&self, token: u32) -> Result<()> {
+        let mut vm = self.vm.borrow_mut();
+        vm.take_http_call(token)?;
+        vm.store.data_mut().call_status = CallStatus {
+            code: crate::hostcalls::Status::BrokenConnection as u32,
+            message: b"reset".to_vec(),
+        };
+        vm.deliver_http_call_response(token, (0, 0, 0))
+    }
+
+    /// gRPC calls and streams that are still open.
+    pub fn grpc_calls(&self) -> Vec<GrpcCall> {
+        self.vm
+            .borrow()
+            .store
+            .data()
+            .grpc_calls
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Answers a unary gRPC call with `message`: `proxy_on_grpc_receive`.
+    pub fn respond_grpc_call(&self, token: u32, message: &[u8]) -> Result<()> {
+        let mut vm = self.vm.borrow_mut();
+        vm.take_grpc(token, false)?;
+        vm.grpc_callback(
+            token,
+            "proxy_on_grpc_receive",
+            message.len() as u32,
+            |state| state.grpc_receive_buffer = message.to_vec(),
+        )
+    }
+
+    /// Closes a gRPC call or stream with a status: `proxy_on_grpc_close`, with the status and
+    /// message readable through `proxy_get_status` during the callback.
+    pub fn close_grpc(&self, token: u32, status: u32, message: &str) -> Result<()> {
+        let mut vm = self.vm.borrow_mut();
+        vm.take_grpc(token, true)?;
+        vm.grpc_callback(token, "proxy_on_grpc_close", status, |state| {
+            state.call_status = CallStatus {
+                code: status,
+                message: message.as_bytes().to_vec(),
+            };
+        })
+    }
+
+    /// Sends initial metadata on a gRPC stream: `proxy_on_grpc_receive_initial_metadata`.
+    pub fn grpc_stream_initial_metadata<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        token: u32,
+        metadata: &[(N, V)],
+    ) -> Result<()> {
+        let map = HeaderMap::from_pairs(metadata);
+        let count = map.len() as u32;
+        let mut vm = self.vm.borrow_mut();
+        vm.grpc_stream_exists(token)?;
+        vm.grpc_callback(
+            token,
+            "proxy_on_grpc_receive_initial_metadata",
+            count,
+            |state| state.callout_view.headers = Some(map),
+        )
+    }
+
+    /// Sends a message on a gRPC stream: `proxy_on_grpc_receive`.
+    pub fn grpc_stream_message(&self, token: u32, message: &[u8]) -> Result<()> {
+        let mut vm = self.vm.borrow_mut();
+        vm.grpc_stream_exists(token)?;
+        vm.grpc_callback(
+            token,
+            "proxy_on_grpc_receive",
+            message.len() as u32,
+            |state| state.grpc_receive_buffer = message.to_vec(),
+        )
+    }
+
+    /// Sends trailing metadata on a gRPC stream: `proxy_on_grpc_receive_trailing_metadata`.
+    pub fn grpc_stream_trailing_metadata<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        token: u32,
+        metadata: &[(N, V)],
+    ) -> Result<()> {
+        let map = HeaderMap::from_pairs(metadata);
+        let count = map.len() as u32;
+        let mut vm = self.vm.borrow_mut();
+        vm.grpc_stream_exists(token)?;
+        vm.grpc_callback(
+            token,
+            "proxy_on_grpc_receive_trailing_metadata",
+            count,
+            |state| state.callout_view.trailers = Some(map),
+        )
+    }
+
+    /// Shuts the plugin down as Envoy does on reconfiguration: `proxy_on_done` on the root, then
+    /// `proxy_on_delete` if it returned true. Returns whether the root finished at once.
+    pub fn shutdown(&self) -> Result<bool> {
+        let mut vm = self.vm.borrow_mut();
+        let root = vm.root_context_id;
+        let done = vm
+            .call::<u32, u32>(root, "proxy_on_done", root)?
+            .unwrap_or(1)
+            != 0;
+        if done {
+            vm.call::<u32, ()>(root, "proxy_on_delete", root)?;
+        } else {
+            vm.store.data_mut().shutdown_pending = true;
+        }
+        Ok(done)
+    }
+
+    /// Whether the root context called `proxy_done` after a deferred shutdown.
+    pub fn done_called(&self) -> bool {
+        self.vm.borrow().store.data().done_called
     }
 }
 
@@ -212,7 +485,8 @@ impl Plugin {
 pub(crate) struct Vm {
     pub store: Store<HostState>,
     instance: Instance,
-    abi: AbiVersion,
+    functions: HashMap<String, Option<wasmtime::Func>>,
+    pub abi: AbiVersion,
     deadline_ticks: u64,
     pub root_context_id: u32,
     next_context_id: u32,
@@ -221,37 +495,42 @@ pub(crate) struct Vm {
 
 impl Vm {
     fn start(&mut self) -> Result<()> {
-        // A reactor (cdylib) exports `_initialize`; a command exports `_start`. Envoy runs either.
-        for start in ["_initialize", "_start"] {
-            if self.call::<(), ()>(0, start, ())?.is_some() {
-                break;
+        // Only logging is allowed while the module initialises, as in Envoy.
+        self.store.data_mut().restricted = true;
+        if self.call::<(), ()>(0, "_initialize", ())?.is_some() {
+            if self.function("main").is_some() {
+                self.call::<(u32, u32), u32>(0, "main", (0, 0))?;
             }
+        } else {
+            self.call::<(), ()>(0, "_start", ())?;
         }
+        self.store.data_mut().restricted = false;
         let root = self.root_context_id;
+        self.store.data_mut().plugin_configuration_visible = true;
         self.call::<(u32, u32), ()>(root, "proxy_on_context_create", (root, 0))?;
+        self.store.data_mut().plugin_configuration_visible = false;
         let vm_configuration_size = self.store.data().vm_configuration.len() as u32;
         if self.call::<(u32, u32), u32>(root, "proxy_on_vm_start", (root, vm_configuration_size))?
             == Some(0)
         {
             return Err(self.rejected("proxy_on_vm_start"));
         }
+        self.store.data_mut().plugin_configuration_visible = true;
         let plugin_configuration_size = self.store.data().plugin_configuration.len() as u32;
-        if self.call::<(u32, u32), u32>(
+        let configured = self.call::<(u32, u32), u32>(
             root,
             "proxy_on_configure",
             (root, plugin_configuration_size),
-        )? == Some(0)
-        {
+        );
+        self.store.data_mut().plugin_configuration_visible = false;
+        if configured? == Some(0) {
             return Err(self.rejected("proxy_on_configure"));
         }
-        Ok(())
+        self.run_deferred()
     }
 
     fn rejected(&self, callback: &'static str) -> Error {
-        let logs = self
-            .store
-            .data()
-            .logs
+        let logs = lock(&self.store.data().logs)
             .iter()
             .filter(|entry| entry.level >= LogLevel::Warn)
             .map(|entry| entry.message.clone())
@@ -259,31 +538,51 @@ impl Vm {
         Error::Rejected { callback, logs }
     }
 
-    /// Allocates the next context id.
+    /// Allocates the next context id (the root is 1, streams follow).
     pub fn next_context_id(&mut self) -> u32 {
         let id = self.next_context_id;
         self.next_context_id += 1;
         id
     }
 
-    /// Calls export `name` on behalf of `context_id`. `Ok(None)` when the module does not export
-    /// it (Envoy then uses the callback's default). A trap fails the VM.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.clone()
+    }
+
+    pub fn check_alive(&self) -> Result<()> {
+        match &self.failed {
+            Some(reason) => Err(Error::VmFailed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn function(&mut self, name: &str) -> Option<wasmtime::Func> {
+        if let Some(func) = self.functions.get(name) {
+            return *func;
+        }
+        let func = self.instance.get_func(&mut self.store, name);
+        self.functions.insert(name.to_string(), func);
+        func
+    }
+
+    /// Calls export `name` for `context_id`. `Ok(None)` when the module does not export it
+    /// (Envoy then uses the callback's default). A trap fails the VM for good.
     pub fn call<P: WasmParams, R: WasmResults>(
         &mut self,
         context_id: u32,
         name: &str,
         params: P,
     ) -> Result<Option<R>> {
-        if let Some(reason) = &self.failed {
-            return Err(Error::VmFailed(reason.clone()));
-        }
-        let Some(func) = self.instance.get_func(&mut self.store, name) else {
+        self.check_alive()?;
+        let Some(func) = self.function(name) else {
             return Ok(None);
         };
         let func = func
             .typed::<P, R>(&self.store)
             .map_err(|e| Error::Load(format!("export {name} has the wrong signature: {e}")))?;
-        self.store.data_mut().active_context = context_id;
+        let state = self.store.data_mut();
+        state.current_context = context_id;
+        state.effective_context = None;
         self.store.set_epoch_deadline(self.deadline_ticks);
         match func.call(&mut self.store, params) {
             Ok(result) => Ok(Some(result)),
@@ -297,7 +596,9 @@ impl Vm {
                 };
                 let stderr =
                     String::from_utf8_lossy(&self.store.data().stderr.contents()).into_owned();
-                self.failed = Some(format!("trap in {name}: {}", first_line(&message)));
+                let first_line = message.lines().next().unwrap_or_default().to_string();
+                self.failed = Some(format!("trap in {name}: {first_line}"));
+                self.store.data_mut().deferred.clear();
                 Err(Error::Trap {
                     callback: name.to_string(),
                     message,
@@ -306,8 +607,71 @@ impl Vm {
             }
         }
     }
-}
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+    fn take_http_call(&mut self, token: u32) -> Result<HttpCall> {
+        self.store
+            .data_mut()
+            .http_calls
+            .remove(&token)
+            .ok_or_else(|| Error::Usage(format!("no pending HTTP call with token {token}")))
+    }
+
+    fn deliver_http_call_response(
+        &mut self,
+        token: u32,
+        (headers, body, trailers): (u32, u32, u32),
+    ) -> Result<()> {
+        let root = self.root_context_id;
+        let result = self.call::<(u32, u32, u32, u32, u32), ()>(
+            root,
+            "proxy_on_http_call_response",
+            (root, token, headers, body, trailers),
+        );
+        let state = self.store.data_mut();
+        state.callout_view = CalloutView::default();
+        state.call_status.message.clear();
+        result?;
+        self.run_deferred()
+    }
+
+    fn take_grpc(&mut self, token: u32, any_kind: bool) -> Result<GrpcCall> {
+        let calls = &mut self.store.data_mut().grpc_calls;
+        match calls.get(&token) {
+            Some(call) if any_kind || !call.is_stream => {
+                Ok(calls.remove(&token).expect("checked above"))
+            }
+            Some(_) => Err(Error::Usage(format!(
+                "gRPC token {token} is a stream; use the grpc_stream_* methods"
+            ))),
+            None => Err(Error::Usage(format!(
+                "no open gRPC call with token {token}"
+            ))),
+        }
+    }
+
+    fn grpc_stream_exists(&self, token: u32) -> Result<()> {
+        match self.store.data().grpc_calls.get(&token) {
+            Some(call) if call.is_stream => Ok(()),
+            _ => Err(Error::Usage(format!(
+                "no open gRPC stream with token {token}"
+            ))),
+        }
+    }
+
+    fn grpc_callback(
+        &mut self,
+        token: u32,
+        callback: &str,
+        argument: u32,
+        prepare: impl FnOnce(&mut HostState),
+    ) -> Result<()> {
+        prepare(self.store.data_mut());
+        let root = self.root_context_id;
+        let result = self.call::<(u32, u32, u32), ()>(root, callback, (root, token, argument));
+        let state = self.store.data_mut();
+        state.callout_view = CalloutView::default();
+        state.grpc_receive_buffer.clear();
+        result?;
+        self.run_deferred()
+    }
 }

@@ -1,9 +1,10 @@
 //! Host state: plain structs that the hostcalls mutate and the tests inspect.
 
+use crate::host::Shared;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use wasmtime::StoreLimits;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// A proxy-wasm log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -42,7 +43,8 @@ impl LogLevel {
     }
 }
 
-/// One `proxy_log` call.
+/// One log line: a `proxy_log` call, or one write to stdout (info) or stderr (error), as Envoy
+/// logs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     /// Its level.
@@ -51,17 +53,183 @@ pub struct LogEntry {
     pub message: String,
 }
 
+/// Logs shared between the store and the WASI output pipes.
+pub(crate) type SharedLogs = Arc<Mutex<Vec<LogEntry>>>;
+
+/// Which header map a [`HeaderMap`] is. Envoy keeps some well-known headers "inline": adding a
+/// second value to one of those joins it to the first with a comma instead of adding an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MapKind {
+    /// Request headers: `host` is `:authority`, and the request inline headers apply.
+    RequestHeaders,
+    /// Response headers, with the response inline headers.
+    ResponseHeaders,
+    /// Response trailers (`grpc-status`, `grpc-message` are inline).
+    ResponseTrailers,
+    /// Any other map: no inline headers.
+    #[default]
+    Plain,
+}
+
+/// Envoy 1.40's inline request headers (as its start-up banner lists them).
+const REQUEST_INLINE: &[&str] = &[
+    ":authority",
+    ":method",
+    ":path",
+    ":protocol",
+    ":scheme",
+    "accept",
+    "accept-encoding",
+    "access-control-request-headers",
+    "access-control-request-method",
+    "access-control-request-private-network",
+    "authentication",
+    "authorization",
+    "cache-control",
+    "cdn-loop",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "expect",
+    "grpc-accept-encoding",
+    "grpc-timeout",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "origin",
+    "pragma",
+    "proxy-connection",
+    "proxy-status",
+    "referer",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "via",
+    "x-client-trace-id",
+    "x-envoy-attempt-count",
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-external-address",
+    "x-envoy-force-trace",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-internal",
+    "x-envoy-ip-tags",
+    "x-envoy-is-timeout-retry",
+    "x-envoy-max-retries",
+    "x-envoy-original-host",
+    "x-envoy-original-path",
+    "x-envoy-original-url",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retry-on",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-stream-duration-ms",
+    "x-forwarded-client-cert",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
+/// Envoy 1.40's inline response headers.
+const RESPONSE_INLINE: &[&str] = &[
+    ":status",
+    "access-control-allow-credentials",
+    "access-control-allow-headers",
+    "access-control-allow-methods",
+    "access-control-allow-origin",
+    "access-control-allow-private-network",
+    "access-control-expose-headers",
+    "access-control-max-age",
+    "age",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "date",
+    "etag",
+    "expires",
+    "grpc-message",
+    "grpc-status",
+    "keep-alive",
+    "last-modified",
+    "location",
+    "proxy-connection",
+    "proxy-status",
+    "server",
+    "transfer-encoding",
+    "upgrade",
+    "vary",
+    "via",
+    "x-envoy-attempt-count",
+    "x-envoy-decorator-operation",
+    "x-envoy-degraded",
+    "x-envoy-immediate-health-check-fail",
+    "x-envoy-ratelimited",
+    "x-envoy-upstream-canary",
+    "x-envoy-upstream-healthchecked-cluster",
+    "x-envoy-upstream-service-time",
+    "x-request-id",
+];
+
+/// Envoy 1.40's inline response trailers.
+const RESPONSE_TRAILER_INLINE: &[&str] = &["grpc-message", "grpc-status"];
+
+impl MapKind {
+    fn is_inline(self, name: &[u8]) -> bool {
+        let list = match self {
+            MapKind::RequestHeaders => REQUEST_INLINE,
+            MapKind::ResponseHeaders => RESPONSE_INLINE,
+            MapKind::ResponseTrailers => RESPONSE_TRAILER_INLINE,
+            MapKind::Plain => return false,
+        };
+        list.iter().any(|inline| inline.as_bytes() == name)
+    }
+
+    /// `host` is stored as `:authority` in request headers.
+    fn canonical(self, name: &[u8]) -> Vec<u8> {
+        let lower = name.to_ascii_lowercase();
+        if self == MapKind::RequestHeaders && lower == b"host" {
+            b":authority".to_vec()
+        } else {
+            lower
+        }
+    }
+}
+
 /// A header or trailer map as Envoy keeps it: ordered entries, lower-case names, pseudo-headers
-/// first, duplicates allowed.
+/// first, duplicates allowed except for inline headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
+    kind: MapKind,
     entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl HeaderMap {
-    /// A map from `(name, value)` pairs; names are lower-cased.
+    /// A plain map (no inline headers) from `(name, value)` pairs.
     pub fn from_pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> HeaderMap {
-        let mut map = HeaderMap::default();
+        Self::with_kind(MapKind::Plain, pairs)
+    }
+
+    /// A map of `kind` from `(name, value)` pairs, added one by one as Envoy's codec would.
+    pub fn with_kind<N: AsRef<[u8]>, V: AsRef<[u8]>>(kind: MapKind, pairs: &[(N, V)]) -> HeaderMap {
+        let mut map = HeaderMap {
+            kind,
+            entries: Vec::with_capacity(pairs.len()),
+        };
         for (name, value) in pairs {
             map.add(name.as_ref(), value.as_ref());
         }
@@ -83,9 +251,17 @@ impl HeaderMap {
         self.entries.is_empty()
     }
 
+    /// Sum of name and value lengths (Envoy's `byteSize`, what `proxy_get_header_map_size` returns).
+    pub fn byte_size(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum()
+    }
+
     /// The first value of `name` (case-insensitive).
     pub fn get(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
-        let name = name.as_ref().to_ascii_lowercase();
+        let name = self.kind.canonical(name.as_ref());
         self.entries
             .iter()
             .find(|(key, _)| *key == name)
@@ -100,7 +276,7 @@ impl HeaderMap {
 
     /// Every value of `name`, in order.
     pub fn get_all(&self, name: impl AsRef<[u8]>) -> Vec<&[u8]> {
-        let name = name.as_ref().to_ascii_lowercase();
+        let name = self.kind.canonical(name.as_ref());
         self.entries
             .iter()
             .filter(|(key, _)| *key == name)
@@ -108,48 +284,64 @@ impl HeaderMap {
             .collect()
     }
 
-    /// Adds an entry. A pseudo-header goes after the existing pseudo-headers, as in Envoy.
+    /// Adds a value as Envoy's `addCopy` does: an inline header that exists gets the value joined
+    /// with `,`; a pseudo-header goes after the existing pseudo-headers; others are appended.
     pub fn add(&mut self, name: &[u8], value: &[u8]) {
-        let name = name.to_ascii_lowercase();
-        let entry = (name, value.to_vec());
-        if entry.0.starts_with(b":") {
+        let name = self.kind.canonical(name);
+        if self.kind.is_inline(&name) {
+            if let Some((_, existing)) = self.entries.iter_mut().find(|(key, _)| *key == name) {
+                existing.push(b',');
+                existing.extend_from_slice(value);
+                return;
+            }
+        }
+        self.insert(name, value.to_vec());
+    }
+
+    fn insert(&mut self, name: Vec<u8>, value: Vec<u8>) {
+        if name.starts_with(b":") {
             let at = self
                 .entries
                 .iter()
                 .position(|(key, _)| !key.starts_with(b":"))
                 .unwrap_or(self.entries.len());
-            self.entries.insert(at, entry);
+            self.entries.insert(at, (name, value));
         } else {
-            self.entries.push(entry);
+            self.entries.push((name, value));
         }
     }
 
-    /// Sets `name` to one entry: the first existing entry keeps its place, the others go.
+    /// Replaces every value of `name` with one entry at the end, as Envoy's `setCopy` does.
     pub fn replace(&mut self, name: &[u8], value: &[u8]) {
-        let name = name.to_ascii_lowercase();
-        match self.entries.iter().position(|(key, _)| *key == name) {
-            Some(first) => {
-                self.entries[first].1 = value.to_vec();
-                let mut index = 0;
-                self.entries.retain(|(key, _)| {
-                    let keep = index <= first || *key != name;
-                    index += 1;
-                    keep
-                });
-            }
-            None => self.add(&name, value),
-        }
+        let name = self.kind.canonical(name);
+        self.entries.retain(|(key, _)| *key != name);
+        self.insert(name, value.to_vec());
     }
 
     /// Removes every entry of `name`.
     pub fn remove(&mut self, name: &[u8]) {
-        let name = name.to_ascii_lowercase();
+        let name = self.kind.canonical(name);
         self.entries.retain(|(key, _)| *key != name);
     }
 
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.entries.clear();
+    }
+
+    /// Every value of each distinct name joined with `,` (how `request.headers` properties read).
+    pub fn joined(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut joined: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for (name, value) in &self.entries {
+            match joined.iter_mut().find(|(key, _)| key == name) {
+                Some((_, existing)) => {
+                    existing.push(b',');
+                    existing.extend_from_slice(value);
+                }
+                None => joined.push((name.clone(), value.clone())),
+            }
+        }
+        joined
     }
 }
 
@@ -158,19 +350,19 @@ impl HeaderMap {
 pub struct LocalResponse {
     /// HTTP status.
     pub status: u32,
-    /// Envoy's response code details.
+    /// Envoy's response code details (whitespace replaced by `_`, as Envoy does).
     pub details: String,
     /// Reply body.
     pub body: Vec<u8>,
     /// Headers the filter added to the reply.
     pub headers: HeaderMap,
-    /// gRPC status, or -1 when none.
-    pub grpc_status: i32,
+    /// gRPC status, when one in 0..=16 was given.
+    pub grpc_status: Option<u32>,
 }
 
-/// Whether a filter may use a header map in the current callback. Envoy hands a filter its
-/// request headers only during `on_request_headers` (and while that callback keeps the stream
-/// paused), and read-only copies during `on_log`.
+/// Whether a filter may use a header map in the current callback. Envoy hands a filter a map only
+/// during its own callback (and while that callback keeps the stream stopped), and read-only
+/// copies during `on_log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub(crate) enum Access {
     #[default]
@@ -179,40 +371,107 @@ pub(crate) enum Access {
     ReadWrite,
 }
 
-/// Everything the host holds for one HTTP stream.
-#[derive(Debug, Default)]
-pub(crate) struct StreamState {
-    /// Access to request headers, request trailers, response headers, response trailers.
-    pub access: [Access; 4],
-    pub request_headers: Option<HeaderMap>,
-    pub request_trailers: Option<HeaderMap>,
-    pub response_headers: Option<HeaderMap>,
-    pub response_trailers: Option<HeaderMap>,
-    pub local_response: Option<LocalResponse>,
-    pub properties: BTreeMap<Vec<u8>, Vec<u8>>,
+/// An effect Envoy applies only after the running callback returns.
+#[derive(Debug, Clone)]
+pub(crate) enum Deferred {
+    Continue {
+        context_id: u32,
+        stream_type: u32,
+    },
+    Close {
+        context_id: u32,
+        stream_type: u32,
+    },
+    LocalResponse {
+        context_id: u32,
+        response: LocalResponse,
+    },
+}
+
+/// What `proxy_get_status` reports (the root context's last callout status).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallStatus {
+    pub code: u32,
+    pub message: Vec<u8>,
+}
+
+/// A response made visible to `proxy_on_http_call_response` or a gRPC callback.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CalloutView {
+    pub headers: Option<HeaderMap>,
+    pub trailers: Option<HeaderMap>,
+    pub body: Option<Vec<u8>>,
 }
 
 /// The state of one VM's store.
 pub(crate) struct HostState {
     pub wasi: WasiP1Ctx,
     pub limits: StoreLimits,
-    pub stdout: MemoryOutputPipe,
-    pub stderr: MemoryOutputPipe,
-    pub logs: Vec<LogEntry>,
+    pub shared: Arc<Shared>,
+    /// This VM's key in the shared inbox table (for queue notifications).
+    pub vm_key: u64,
+    pub vm_id: String,
+    pub plugin_name: String,
+    pub root_id: String,
+    pub root_context_id: u32,
+    pub logs: SharedLogs,
     pub log_level: LogLevel,
+    pub stdout: crate::wasi::LogPipe,
+    pub stderr: crate::wasi::LogPipe,
     pub vm_configuration: Vec<u8>,
     pub plugin_configuration: Vec<u8>,
-    /// The context the running callback belongs to.
-    pub active_context: u32,
-    pub streams: HashMap<u32, StreamState>,
+    /// Envoy exposes the plugin configuration only while it starts and configures the root.
+    pub plugin_configuration_visible: bool,
+    /// `_initialize`/`_start` is running: only logging is allowed.
+    pub restricted: bool,
+    /// The context the running callback was called for.
+    pub current_context: u32,
+    /// Set by `proxy_set_effective_context`, reset for every callback.
+    pub effective_context: Option<u32>,
+    pub streams: HashMap<u32, crate::stream::StreamState>,
     /// Properties visible to every context, keyed by NUL-joined path.
     pub properties: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub tick_period_ms: u32,
+    /// Host monotonic time of the next `proxy_on_tick`.
+    pub next_tick: Option<std::time::Duration>,
+    pub next_http_token: u32,
+    pub next_grpc_call_token: u32,
+    pub next_grpc_stream_token: u32,
+    pub http_calls: BTreeMap<u32, crate::callouts::HttpCall>,
+    pub grpc_calls: BTreeMap<u32, crate::callouts::GrpcCall>,
+    pub callout_view: CalloutView,
+    pub grpc_receive_buffer: Vec<u8>,
+    pub call_status: CallStatus,
+    /// Metric ids of this VM: id → (type, name).
+    pub metric_ids: HashMap<u32, (crate::host::MetricType, String)>,
+    /// Last metric id handed out, per type.
+    pub next_metric_id: [u32; 3],
+    pub deferred: Vec<Deferred>,
+    /// The plugin is shutting down and its root's `proxy_on_done` returned false.
+    pub shutdown_pending: bool,
+    /// The root context asked to finish with `proxy_done`.
+    pub done_called: bool,
 }
 
 impl HostState {
-    /// The state of the stream whose callback is running, if it is a stream.
-    pub fn active_stream(&mut self) -> Option<&mut StreamState> {
-        self.streams.get_mut(&self.active_context)
+    /// The context hostcalls act for: the effective context if one is set, else the current one.
+    pub fn context(&self) -> u32 {
+        self.effective_context.unwrap_or(self.current_context)
+    }
+
+    /// The stream whose context hostcalls act for, if it is a stream.
+    pub fn active_stream(&mut self) -> Option<&mut crate::stream::StreamState> {
+        let context = self.context();
+        self.streams.get_mut(&context)
+    }
+
+    /// Appends a log line if it passes the host log level.
+    pub fn log(&self, level: LogLevel, message: String) {
+        if level >= self.log_level {
+            if let Ok(mut logs) = self.logs.lock() {
+                logs.push(LogEntry { level, message });
+            }
+        }
     }
 }
 
@@ -228,12 +487,34 @@ mod tests {
         assert_eq!(map.get_all("A"), vec![&b"1"[..], &b"3"[..]]);
         map.replace(b"a", b"x");
         assert_eq!(map.get_all("a"), vec![&b"x"[..]]);
-        assert_eq!(map.entries()[1], (b"a".to_vec(), b"x".to_vec()));
+        assert_eq!(
+            map.entries().last().unwrap(),
+            &(b"a".to_vec(), b"x".to_vec())
+        );
         map.add(b":method", b"GET");
         assert_eq!(map.entries()[1].0, b":method");
         map.remove(b"B");
         assert_eq!(map.get("b"), None);
-        map.replace(b"new", b"v");
-        assert_eq!(map.entries().last().unwrap().0, b"new");
+        assert_eq!(map.byte_size(), ":path/:methodGETax".len());
+    }
+
+    #[test]
+    fn inline_request_headers_join_and_host_is_authority() {
+        let mut map = HeaderMap::with_kind(
+            MapKind::RequestHeaders,
+            &[
+                (":authority", "a.example"),
+                ("user-agent", "one"),
+                ("x-custom", "1"),
+            ],
+        );
+        map.add(b"user-agent", b"two");
+        map.add(b"x-custom", b"2");
+        assert_eq!(map.get_all("user-agent"), vec![&b"one,two"[..]]);
+        assert_eq!(map.get_all("x-custom"), vec![&b"1"[..], &b"2"[..]]);
+        assert_eq!(map.get("host"), Some(&b"a.example"[..]));
+        map.replace(b"Host", b"b.example");
+        assert_eq!(map.get(":authority"), Some(&b"b.example"[..]));
+        assert_eq!(map.joined()[2], (b"x-custom".to_vec(), b"1,2".to_vec()));
     }
 }

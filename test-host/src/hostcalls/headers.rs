@@ -1,40 +1,46 @@
-//! Header and trailer maps: get/add/replace/remove a value, get/set all pairs.
+//! Header, trailer and metadata maps.
 //!
-//! As in Envoy: names are lower-cased, `get` returns the first value, a missing name is
-//! `NotFound`, and a map that does not exist in this callback is `BadArgument`.
+//! As Envoy: names are lower-cased; `get` returns the first value and a missing name is
+//! `NotFound`; a map not available in this callback is `BadArgument` (`NotFound` during
+//! `on_log`), except that `get_header_map_pairs` then answers Ok with no pairs; callout response
+//! maps are read-only; `get_header_map_size` is the byte size of names and values.
 
-use super::{status, Status};
+use super::{allowed, status, Status};
 use crate::memory;
 use crate::state::{Access, HeaderMap, HostState};
 use sdk_ext::wire::{decode_pairs, encode_pairs};
 use wasmtime::{Caller, Linker};
 
-/// The map `map_type` of the running stream, if the callback may use it with `needed` access.
+const MAX_MAP_TYPE: u32 = 7;
+
+/// The map `map_type` if the running callback may use it with `needed` access.
 fn map_with(
     state: &mut HostState,
     map_type: u32,
     needed: Access,
 ) -> Result<&mut HeaderMap, Status> {
-    let stream = state.active_stream().ok_or(Status::BadArgument)?;
-    let index = map_type as usize;
-    if index >= stream.access.len() || stream.access[index] < needed {
+    if map_type > MAX_MAP_TYPE {
         return Err(Status::BadArgument);
     }
-    let map = match map_type {
-        0 => &mut stream.request_headers,
-        1 => &mut stream.request_trailers,
-        2 => &mut stream.response_headers,
-        _ => &mut stream.response_trailers,
-    };
-    map.as_mut().ok_or(Status::BadArgument)
-}
-
-fn map_mut(state: &mut HostState, map_type: u32) -> Result<&mut HeaderMap, Status> {
-    map_with(state, map_type, Access::ReadWrite)
-}
-
-fn map_ref(state: &mut HostState, map_type: u32) -> Result<&HeaderMap, Status> {
-    map_with(state, map_type, Access::ReadOnly).map(|map| &*map)
+    if map_type >= 4 {
+        if needed == Access::ReadWrite {
+            return Err(Status::BadArgument);
+        }
+        let view = &mut state.callout_view;
+        let map = if map_type.is_multiple_of(2) {
+            &mut view.headers
+        } else {
+            &mut view.trailers
+        };
+        return map.as_mut().ok_or(Status::BadArgument);
+    }
+    let stream = state.active_stream().ok_or(Status::BadArgument)?;
+    let in_log = stream.in_log;
+    match stream.map_slot(map_type, needed) {
+        Some(map) => Ok(map),
+        None if in_log && needed == Access::ReadOnly => Err(Status::NotFound),
+        None => Err(Status::BadArgument),
+    }
 }
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -48,20 +54,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          value_ptr_ptr: u32,
          value_size_ptr: u32|
          -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_get_header_map_value")?;
             let value = (|| {
                 let key = memory::read(&mut caller, key_ptr, key_len)?;
-                let map = map_ref(caller.data_mut(), map_type)?;
+                let map = map_with(caller.data_mut(), map_type, Access::ReadOnly)?;
                 map.get(&key).map(<[u8]>::to_vec).ok_or(Status::NotFound)
             })();
-            match value {
-                Ok(value) => {
-                    Ok(
-                        memory::return_bytes(&mut caller, &value, value_ptr_ptr, value_size_ptr)?
-                            as u32,
-                    )
-                }
-                Err(status) => Ok(status as u32),
-            }
+            memory::return_result(&mut caller, value, value_ptr_ptr, value_size_ptr)
         },
     )?;
     linker.func_wrap(
@@ -73,13 +72,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          key_len: u32,
          value_ptr: u32,
          value_len: u32|
-         -> u32 {
-            status((|| {
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_add_header_map_value")?;
+            Ok(status((|| {
                 let key = memory::read(&mut caller, key_ptr, key_len)?;
                 let value = memory::read(&mut caller, value_ptr, value_len)?;
-                map_mut(caller.data_mut(), map_type)?.add(&key, &value);
+                map_with(caller.data_mut(), map_type, Access::ReadWrite)?.add(&key, &value);
                 Ok(())
-            })())
+            })()))
         },
     )?;
     linker.func_wrap(
@@ -91,24 +91,30 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          key_len: u32,
          value_ptr: u32,
          value_len: u32|
-         -> u32 {
-            status((|| {
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_replace_header_map_value")?;
+            Ok(status((|| {
                 let key = memory::read(&mut caller, key_ptr, key_len)?;
                 let value = memory::read(&mut caller, value_ptr, value_len)?;
-                map_mut(caller.data_mut(), map_type)?.replace(&key, &value);
+                map_with(caller.data_mut(), map_type, Access::ReadWrite)?.replace(&key, &value);
                 Ok(())
-            })())
+            })()))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_remove_header_map_value",
-        |mut caller: Caller<'_, HostState>, map_type: u32, key_ptr: u32, key_len: u32| -> u32 {
-            status((|| {
+        |mut caller: Caller<'_, HostState>,
+         map_type: u32,
+         key_ptr: u32,
+         key_len: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_remove_header_map_value")?;
+            Ok(status((|| {
                 let key = memory::read(&mut caller, key_ptr, key_len)?;
-                map_mut(caller.data_mut(), map_type)?.remove(&key);
+                map_with(caller.data_mut(), map_type, Access::ReadWrite)?.remove(&key);
                 Ok(())
-            })())
+            })()))
         },
     )?;
     linker.func_wrap(
@@ -119,10 +125,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          ptr_ptr: u32,
          size_ptr: u32|
          -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_get_header_map_pairs")?;
+            if map_type > MAX_MAP_TYPE {
+                return Ok(Status::BadArgument as u32);
+            }
             // Envoy answers Ok with no pairs when the map is not available.
-            let encoded = match map_ref(caller.data_mut(), map_type) {
-                Ok(map) => encode_pairs(map.entries()),
-                Err(_) => encode_pairs::<&[u8], &[u8]>(&[]),
+            let encoded = match map_with(caller.data_mut(), map_type, Access::ReadOnly) {
+                Ok(map) if !map.is_empty() => encode_pairs(map.entries()),
+                _ => Vec::new(),
             };
             Ok(memory::return_bytes(&mut caller, &encoded, ptr_ptr, size_ptr)? as u32)
         },
@@ -130,17 +140,38 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_set_header_map_pairs",
-        |mut caller: Caller<'_, HostState>, map_type: u32, ptr: u32, len: u32| -> u32 {
-            status((|| {
+        |mut caller: Caller<'_, HostState>,
+         map_type: u32,
+         ptr: u32,
+         len: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_set_header_map_pairs")?;
+            Ok(status((|| {
                 let encoded = memory::read(&mut caller, ptr, len)?;
-                let pairs = decode_pairs(&encoded).ok_or(Status::SerializationFailure)?;
-                let map = map_mut(caller.data_mut(), map_type)?;
+                // Envoy reads malformed pairs as an empty list rather than failing.
+                let pairs = decode_pairs(&encoded).unwrap_or_default();
+                let map = map_with(caller.data_mut(), map_type, Access::ReadWrite)?;
                 map.clear();
                 for (key, value) in pairs {
                     map.add(&key, &value);
                 }
                 Ok(())
-            })())
+            })()))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_size",
+        |mut caller: Caller<'_, HostState>,
+         map_type: u32,
+         size_ptr: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_get_header_map_size")?;
+            Ok(status((|| {
+                let size =
+                    map_with(caller.data_mut(), map_type, Access::ReadWrite)?.byte_size() as u32;
+                memory::write_u32(&mut caller, size_ptr, size)
+            })()))
         },
     )?;
     Ok(())

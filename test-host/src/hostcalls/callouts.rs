@@ -1,0 +1,274 @@
+//! HTTP and gRPC callouts.
+//!
+//! Calls belong to the VM, with Envoy's token scheme (HTTP 4, 8, ...; gRPC calls 5, 9, ...; gRPC
+//! streams 6, 10, ...). They wait until the test answers, fails or times them out, and the
+//! reply goes to the root context, as in Envoy. An HTTP call needs `:method`, `:path` and
+//! `:authority` (or `host`); a negative timeout or an unknown cluster is `BadArgument`.
+
+use super::{allowed, status, Status};
+use crate::callouts::{GrpcCall, HttpCall};
+use crate::host::lock;
+use crate::memory;
+use crate::state::{HeaderMap, HostState, MapKind};
+use sdk_ext::wire::decode_pairs;
+use std::time::Duration;
+use wasmtime::{Caller, Linker};
+
+/// The low two bits of a callout token say what it is.
+const TOKEN_TYPE_MASK: u32 = 3;
+const GRPC_CALL: u32 = 1;
+const GRPC_STREAM: u32 = 2;
+
+fn pairs(bytes: &[u8], kind: MapKind) -> HeaderMap {
+    HeaderMap::with_kind(kind, &decode_pairs(bytes).unwrap_or_default())
+}
+
+fn cluster_known(state: &HostState, cluster: &[u8]) -> bool {
+    match &*lock(&state.shared.clusters) {
+        None => true,
+        // A serialized GrpcService holds its cluster name verbatim.
+        Some(known) => known.iter().any(|name| {
+            cluster == name.as_bytes()
+                || cluster
+                    .windows(name.len())
+                    .any(|window| window == name.as_bytes())
+        }),
+    }
+}
+
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_http_call",
+        |mut caller: Caller<'_, HostState>,
+         cluster_ptr: u32,
+         cluster_len: u32,
+         headers_ptr: u32,
+         headers_len: u32,
+         body_ptr: u32,
+         body_len: u32,
+         trailers_ptr: u32,
+         trailers_len: u32,
+         timeout_ms: u32,
+         token_ptr: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_http_call")?;
+            Ok(status((|| {
+                let cluster = memory::read(&mut caller, cluster_ptr, cluster_len)?;
+                let headers = memory::read(&mut caller, headers_ptr, headers_len)?;
+                let body = memory::read(&mut caller, body_ptr, body_len)?;
+                let trailers = memory::read(&mut caller, trailers_ptr, trailers_len)?;
+                memory::write_u32(&mut caller, token_ptr, 0)?;
+                if (timeout_ms as i32) < 0 {
+                    return Err(Status::BadArgument);
+                }
+                let state = caller.data_mut();
+                if !cluster_known(state, &cluster) {
+                    return Err(Status::BadArgument);
+                }
+                let mut headers = pairs(&headers, MapKind::RequestHeaders);
+                if [":path", ":method", ":authority"]
+                    .iter()
+                    .any(|name| headers.get(name).is_none())
+                {
+                    return Err(Status::BadArgument);
+                }
+                if !body.is_empty() {
+                    headers.replace(b"content-length", body.len().to_string().as_bytes());
+                }
+                state.next_http_token += 4;
+                let token = state.next_http_token;
+                let call = HttpCall {
+                    token,
+                    context_id: state.context(),
+                    cluster: String::from_utf8_lossy(&cluster).into_owned(),
+                    headers,
+                    body,
+                    trailers: pairs(&trailers, MapKind::Plain),
+                    timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64)),
+                    started: state.shared.monotonic(),
+                };
+                state.http_calls.insert(token, call);
+                memory::write_u32(&mut caller, token_ptr, token)
+            })()))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_call",
+        |mut caller: Caller<'_, HostState>,
+         service_ptr: u32,
+         service_len: u32,
+         service_name_ptr: u32,
+         service_name_len: u32,
+         method_ptr: u32,
+         method_len: u32,
+         metadata_ptr: u32,
+         metadata_len: u32,
+         message_ptr: u32,
+         message_len: u32,
+         timeout_ms: u32,
+         token_ptr: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_grpc_call")?;
+            Ok(status((|| {
+                let service = memory::read(&mut caller, service_ptr, service_len)?;
+                let service_name =
+                    memory::read_string(&mut caller, service_name_ptr, service_name_len)?;
+                let method = memory::read_string(&mut caller, method_ptr, method_len)?;
+                let metadata = memory::read(&mut caller, metadata_ptr, metadata_len)?;
+                let message = memory::read(&mut caller, message_ptr, message_len)?;
+                let state = caller.data_mut();
+                if !cluster_known(state, &service) {
+                    return Err(Status::ParseFailure);
+                }
+                state.next_grpc_call_token += 4;
+                let token = state.next_grpc_call_token + GRPC_CALL;
+                state.grpc_calls.insert(
+                    token,
+                    GrpcCall {
+                        token,
+                        context_id: state.context(),
+                        service,
+                        service_name,
+                        method,
+                        initial_metadata: pairs(&metadata, MapKind::Plain),
+                        messages: vec![message],
+                        is_stream: false,
+                        local_closed: true,
+                        timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64)),
+                    },
+                );
+                memory::write_u32(&mut caller, token_ptr, token)
+            })()))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_stream",
+        |mut caller: Caller<'_, HostState>,
+         service_ptr: u32,
+         service_len: u32,
+         service_name_ptr: u32,
+         service_name_len: u32,
+         method_ptr: u32,
+         method_len: u32,
+         metadata_ptr: u32,
+         metadata_len: u32,
+         token_ptr: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_grpc_stream")?;
+            Ok(status((|| {
+                let service = memory::read(&mut caller, service_ptr, service_len)?;
+                let service_name =
+                    memory::read_string(&mut caller, service_name_ptr, service_name_len)?;
+                let method = memory::read_string(&mut caller, method_ptr, method_len)?;
+                let metadata = memory::read(&mut caller, metadata_ptr, metadata_len)?;
+                let state = caller.data_mut();
+                if !cluster_known(state, &service) {
+                    return Err(Status::ParseFailure);
+                }
+                state.next_grpc_stream_token += 4;
+                let token = state.next_grpc_stream_token + GRPC_STREAM;
+                state.grpc_calls.insert(
+                    token,
+                    GrpcCall {
+                        token,
+                        context_id: state.context(),
+                        service,
+                        service_name,
+                        method,
+                        initial_metadata: pairs(&metadata, MapKind::Plain),
+                        messages: Vec::new(),
+                        is_stream: true,
+                        local_closed: false,
+                        timeout: None,
+                    },
+                );
+                memory::write_u32(&mut caller, token_ptr, token)
+            })()))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_send",
+        |mut caller: Caller<'_, HostState>,
+         token: u32,
+         message_ptr: u32,
+         message_len: u32,
+         end_stream: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_grpc_send")?;
+            Ok(status((|| {
+                let message = memory::read(&mut caller, message_ptr, message_len)?;
+                if token & TOKEN_TYPE_MASK != GRPC_STREAM {
+                    return Err(Status::BadArgument);
+                }
+                let call = caller
+                    .data_mut()
+                    .grpc_calls
+                    .get_mut(&token)
+                    .ok_or(Status::NotFound)?;
+                call.messages.push(message);
+                call.local_closed |= end_stream != 0;
+                Ok(())
+            })()))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_cancel",
+        |mut caller: Caller<'_, HostState>, token: u32| -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_grpc_cancel")?;
+            Ok(match caller.data_mut().grpc_calls.remove(&token) {
+                Some(_) => Status::Ok as u32,
+                None => Status::NotFound as u32,
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_close",
+        |mut caller: Caller<'_, HostState>, token: u32| -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_grpc_close")?;
+            let kind = token & TOKEN_TYPE_MASK;
+            if kind != GRPC_CALL && kind != GRPC_STREAM {
+                return Ok(Status::BadArgument as u32);
+            }
+            let calls = &mut caller.data_mut().grpc_calls;
+            Ok(match calls.get_mut(&token) {
+                None => Status::NotFound as u32,
+                Some(call) if call.is_stream => {
+                    call.local_closed = true;
+                    Status::Ok as u32
+                }
+                Some(_) => {
+                    calls.remove(&token);
+                    Status::Ok as u32
+                }
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_status",
+        |mut caller: Caller<'_, HostState>,
+         code_ptr: u32,
+         message_ptr_ptr: u32,
+         message_size_ptr: u32|
+         -> wasmtime::Result<u32> {
+            allowed(&caller, "proxy_get_status")?;
+            let status = caller.data().call_status.clone();
+            if let Err(failure) = memory::write_u32(&mut caller, code_ptr, status.code) {
+                return Ok(failure as u32);
+            }
+            Ok(memory::return_bytes(
+                &mut caller,
+                &status.message,
+                message_ptr_ptr,
+                message_size_ptr,
+            )? as u32)
+        },
+    )?;
+    Ok(())
+}
