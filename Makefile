@@ -39,6 +39,7 @@ help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
 	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy"
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
+	@echo "make bench  benchmarks: test-host lifecycles and instantiation"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
@@ -87,6 +88,9 @@ test: build envoy
 
 run: build envoy
 	cargo run --quiet -p envoy-harness --bin demo -- --port $(PORT)
+
+bench: build envoy
+	cargo bench -p test-host --bench lifecycle
 
 lint:
 	cargo fmt --all -- --check

@@ -4,23 +4,57 @@
 //!
 //! Request headers steer the reply, so tests can exercise response-side filters:
 //! `x-echo-status: 503` sets the status, `x-echo-header-<name>: <value>` adds a response header.
+//! A test can also queue exact replies ([`EchoUpstream::reply_next`]) and read back every request
+//! the upstream received ([`EchoUpstream::received`]).
 
 use crate::http1;
 use serde_json::json;
+use std::collections::VecDeque;
 use std::io::{self, BufWriter};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 /// Prefix of request headers that become response headers.
 pub const SET_RESPONSE_HEADER_PREFIX: &str = "x-echo-header-";
 
+/// A reply the upstream sends instead of the echo.
+#[derive(Debug, Clone, Default)]
+pub struct CannedReply {
+    /// Status.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest {
+    /// Method.
+    pub method: String,
+    /// Request target.
+    pub path: String,
+    /// Headers in order, names lower-cased.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Script {
+    replies: Mutex<VecDeque<CannedReply>>,
+    received: Mutex<Vec<ReceivedRequest>>,
+}
+
 /// A running echo upstream on 127.0.0.1. Stops when dropped.
 pub struct EchoUpstream {
     port: u16,
     stopping: Arc<AtomicBool>,
+    script: Arc<Script>,
 }
 
 impl EchoUpstream {
@@ -35,6 +69,8 @@ impl EchoUpstream {
         let port = listener.local_addr()?.port();
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = stopping.clone();
+        let script = Arc::new(Script::default());
+        let shared_script = script.clone();
         thread::Builder::new()
             .name(format!("echo-{port}"))
             .spawn(move || {
@@ -43,19 +79,45 @@ impl EchoUpstream {
                         break;
                     }
                     if let Ok(connection) = connection {
+                        let script = shared_script.clone();
                         let _ = thread::Builder::new()
                             .name("echo-conn".into())
-                            .spawn(move || serve(connection));
+                            .spawn(move || serve(connection, &script));
                     }
                 }
             })?;
-        Ok(EchoUpstream { port, stopping })
+        Ok(EchoUpstream {
+            port,
+            stopping,
+            script,
+        })
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// Answers the next request with `reply` instead of the echo.
+    pub fn reply_next(&self, reply: CannedReply) {
+        lock(&self.script.replies).push_back(reply);
+    }
+
+    /// Every request received since the last call, oldest first.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        std::mem::take(&mut *lock(&self.script.received))
+    }
+
+    /// Drops replies queued with [`reply_next`](Self::reply_next) that no request used.
+    pub fn clear_replies(&self) {
+        lock(&self.script.replies).clear();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for EchoUpstream {
@@ -69,7 +131,7 @@ impl Drop for EchoUpstream {
     }
 }
 
-fn serve(connection: TcpStream) {
+fn serve(connection: TcpStream, script: &Script) {
     let _ = connection.set_read_timeout(Some(Duration::from_secs(60)));
     let Ok(write_half) = connection.try_clone() else {
         return;
@@ -80,7 +142,21 @@ fn serve(connection: TcpStream) {
         let Ok(body) = http1::read_body(&mut reader, &head, false) else {
             break;
         };
-        let (status, headers, reply) = echo_reply(&head, &body);
+        lock(&script.received).push(ReceivedRequest {
+            method: head.method.clone(),
+            path: head.path.clone(),
+            headers: head
+                .headers
+                .iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+                .collect(),
+            body: body.clone(),
+        });
+        let canned = lock(&script.replies).pop_front();
+        let (status, headers, reply) = match canned {
+            Some(canned) => (canned.status, canned.headers, canned.body),
+            None => echo_reply(&head, &body),
+        };
         let start_line = format!("HTTP/1.1 {status} {}", reason(status));
         if http1::write_message(&mut writer, &start_line, &headers, &reply).is_err() {
             break;

@@ -15,9 +15,10 @@ pub mod config;
 pub mod echo;
 pub mod http1;
 pub mod process;
+pub mod scenario;
 
 pub use client::{Request, Response};
-pub use echo::EchoUpstream;
+pub use echo::{CannedReply, EchoUpstream, ReceivedRequest};
 pub use process::{
     envoy_binary, run_expecting_exit, validate, Bootstrap, Envoy, EnvoyOptions, Exited,
 };

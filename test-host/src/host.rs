@@ -169,6 +169,17 @@ impl TestHost {
         )
     }
 
+    /// Compiles the module at `wasm_path` (or takes it from the cache) for starting many plugins.
+    pub fn module(&self, wasm_path: impl AsRef<Path>) -> crate::Result<crate::plugin::Module> {
+        let path = wasm_path.as_ref();
+        let wasm = std::fs::read(path)
+            .map_err(|e| crate::Error::Load(format!("{}: {e}", path.display())))?;
+        Ok(crate::plugin::Module::new(
+            self.clone(),
+            crate::engine::compile(&wasm)?,
+        ))
+    }
+
     /// Starts describing a plugin that runs the module given as bytes (binary or WAT text).
     pub fn plugin_from_bytes(&self, wasm: impl Into<Vec<u8>>) -> PluginBuilder {
         PluginBuilder::new(self.clone(), crate::plugin::Source::Bytes(wasm.into()))

@@ -31,7 +31,7 @@ pub use engine::AbiVersion;
 pub use error::{Error, Result};
 pub use host::{MetricType, MetricValue, TestHost};
 pub use hostcalls::Status;
-pub use plugin::{Plugin, PluginBuilder};
+pub use plugin::{Module, Plugin, PluginBuilder};
 pub use state::{HeaderMap, LocalResponse, LogEntry, LogLevel, MapKind};
 pub use stream::{Action, HttpStream, Message};
 

@@ -17,6 +17,30 @@ use wasmtime::{Instance, Store, StoreLimitsBuilder, Trap, WasmParams, WasmResult
 pub(crate) enum Source {
     Path(PathBuf),
     Bytes(Vec<u8>),
+    Compiled(Arc<engine::Compiled>),
+}
+
+/// A module compiled once, from which many plugins start without reading or hashing it again.
+#[derive(Clone)]
+pub struct Module {
+    host: TestHost,
+    compiled: Arc<engine::Compiled>,
+}
+
+impl Module {
+    pub(crate) fn new(host: TestHost, compiled: Arc<engine::Compiled>) -> Module {
+        Module { host, compiled }
+    }
+
+    /// Starts describing a plugin that runs this module.
+    pub fn plugin(&self) -> PluginBuilder {
+        PluginBuilder::new(self.host.clone(), Source::Compiled(self.compiled.clone()))
+    }
+
+    /// The ABI version the module exports.
+    pub fn abi_version(&self) -> AbiVersion {
+        self.compiled.abi
+    }
 }
 
 /// Describes a plugin before it starts: its configuration, identity, log level and limits.
@@ -115,13 +139,14 @@ impl PluginBuilder {
     /// Loads the module and runs Envoy's start sequence: `_initialize` (or `_start`), then
     /// `proxy_on_context_create` for the root, `proxy_on_vm_start`, `proxy_on_configure`.
     pub fn start(self) -> Result<Plugin> {
-        let wasm = match &self.source {
-            Source::Path(path) => {
-                std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?
-            }
-            Source::Bytes(bytes) => bytes.clone(),
+        let compiled = match &self.source {
+            Source::Path(path) => engine::compile(
+                &std::fs::read(path)
+                    .map_err(|e| Error::Load(format!("{}: {e}", path.display())))?,
+            )?,
+            Source::Bytes(bytes) => engine::compile(bytes)?,
+            Source::Compiled(compiled) => compiled.clone(),
         };
-        let compiled = engine::compile(&wasm)?;
         let shared = self.host.shared.clone();
         let logs: Arc<Mutex<Vec<LogEntry>>> = Arc::default();
         let (wasi, stdout, stderr) =

@@ -1012,3 +1012,56 @@ mod failures {
         assert!(plugin.failure().is_none());
     }
 }
+
+mod many_vms {
+    use super::*;
+
+    #[test]
+    fn vms_on_several_threads_share_metrics_data_and_queues() {
+        let host = TestHost::new();
+        let owner = probe(
+            &host,
+            json!({"proxy_on_configure": [{"op": "register_queue", "name": "work"}]}),
+        )
+        .vm_id("w")
+        .start()
+        .unwrap();
+        let worker_script = json!({
+            "proxy_on_configure": [
+                {"op": "define_metric", "type": 0, "name": "all_requests", "save": "c"},
+                {"op": "resolve_queue", "vm_id": "w", "name": "work", "save": "q"}
+            ],
+            "proxy_on_request_headers": [
+                {"op": "increment_metric", "id": "$c", "offset": 1},
+                {"op": "enqueue", "queue": "$q", "value": "item"}
+            ]
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let host = host.clone();
+                let script = worker_script.clone();
+                std::thread::spawn(move || {
+                    let plugin = probe(&host, script).vm_id("w").start().unwrap();
+                    for _ in 0..50 {
+                        let mut stream = plugin.http_stream().unwrap();
+                        stream.send_request_headers(GET, true).unwrap();
+                        stream.end().unwrap();
+                    }
+                    statuses(&plugin, "proxy_on_request_headers")
+                        .iter()
+                        .all(|status| *status == 0)
+                })
+            })
+            .collect();
+        for worker in workers {
+            assert!(worker.join().unwrap(), "every hostcall succeeded");
+        }
+        assert_eq!(host.counter("all_requests"), Some(200));
+        assert_eq!(host.queue_items("w", "work").unwrap().len(), 200);
+        assert_eq!(
+            owner.deliver_queue_ready().unwrap(),
+            200,
+            "one notification per enqueue, to the owner"
+        );
+    }
+}

@@ -212,7 +212,8 @@ impl HeaderMutation {
     fn validate(self) -> Result<Mutation, ConfigError> {
         match self {
             HeaderMutation::Remove(name) => {
-                let name = validate_header_name(&name).map_err(|e| e.within("remove"))?;
+                let name = validate_header_name(&name)
+                    .map_err(|reason| ConfigError::new("remove", reason))?;
                 if name.starts_with(':') || name == "host" {
                     return Err(ConfigError::new(
                         "remove",
@@ -228,7 +229,8 @@ impl HeaderMutation {
 
 impl HeaderValueOption {
     fn validate(self) -> Result<Mutation, ConfigError> {
-        let name = validate_header_name(&self.header.key).map_err(|e| e.within("header"))?;
+        let name = validate_header_name(&self.header.key)
+            .map_err(|reason| ConfigError::new("header.key", reason))?;
         if self.header.value.len() > MAX_HEADER_BYTES {
             return Err(ConfigError::new("header.value", "longer than 16384 bytes"));
         }
@@ -269,9 +271,9 @@ pub fn is_header_name_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
-/// Checks a header name and returns it lower-cased. The error path is `key`.
-fn validate_header_name(name: &str) -> Result<String, ConfigError> {
-    let error = |reason: String| Err(ConfigError::new("key", reason));
+/// Checks a header name and returns it lower-cased, or says what is wrong with it.
+fn validate_header_name(name: &str) -> Result<String, String> {
+    let error = |reason: String| Err(reason);
     if name.is_empty() {
         return error("must not be empty".into());
     }
@@ -401,6 +403,11 @@ mod tests {
                 serde_json::json!({"mutations": {"request_mutations": [{"remove": ":path"}]}}),
                 "mutations.request_mutations[0].remove",
                 "cannot be removed",
+            ),
+            (
+                serde_json::json!({"mutations": {"request_mutations": [{"remove": ""}]}}),
+                "mutations.request_mutations[0].remove",
+                "must not be empty",
             ),
             (
                 serde_json::json!({"mutations": {"request_mutations": [{"remove": "Host"}]}}),
