@@ -5,13 +5,20 @@
 
 pub mod abi;
 pub mod buffers;
+pub mod callout;
+pub mod clock;
 pub mod config;
 pub mod filter;
 pub mod headers;
 pub mod host;
 pub mod logging;
+pub mod matcher;
+pub mod metrics;
 pub mod properties;
 pub mod reply;
+pub mod request;
+pub mod shared_data;
+pub mod stream;
 pub mod wire;
 
 pub use filter::{Action, HttpFilter, RootFilter};
