@@ -150,3 +150,28 @@ fn bad_usage_exits_2() {
     let (output, _) = cli(&["frobnicate"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn the_disk_cache_is_written_reused_and_survives_corruption() {
+    let dir = std::env::temp_dir().join(format!("test-host-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let wasm = test_host::filter_wasm("header_rewrite");
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_proxy-wasm-test-host"))
+            .args(["check", wasm.to_str().unwrap()])
+            .env("TEST_HOST_CACHE_DIR", &dir)
+            .output()
+            .unwrap()
+    };
+    assert!(check().status.success());
+    let cached: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert_eq!(cached.len(), 1, "one compiled module: {cached:?}");
+    assert!(cached[0].extension().is_some_and(|ext| ext == "cwasm"));
+    let written = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+    assert!(check().status.success(), "a second run loads the cached module");
+    assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), written, "reused, not rewritten");
+    std::fs::write(&cached[0], b"not a compiled module").unwrap();
+    assert!(check().status.success(), "a corrupt cache entry is compiled again");
+    assert!(std::fs::read(&cached[0]).unwrap().len() > 1000, "and replaced");
+    let _ = std::fs::remove_dir_all(&dir);
+}
