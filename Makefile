@@ -33,13 +33,13 @@ PORT ?= 10000
 
 export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR
 
-.PHONY: help run test build bench setup rust-target envoy wasm-opt optimize lint fmt clean
+.PHONY: help run test build bench setup rust-target envoy wasm-opt wrk optimize lint fmt clean
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
 	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy"
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
-	@echo "make bench  benchmarks: test-host lifecycles and instantiation"
+	@echo "make bench  benchmarks: test-host lifecycles and start time; each filter vs native in Envoy (wrk)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
@@ -89,8 +89,12 @@ test: build envoy
 run: build envoy
 	cargo run --quiet -p envoy-harness --bin demo -- --port $(PORT)
 
-bench: build envoy
+bench: build envoy wrk
 	cargo bench -p test-host --bench lifecycle
+	cargo run --quiet -p envoy-harness --bin bench
+
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
 lint:
 	cargo fmt --all -- --check

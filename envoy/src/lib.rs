@@ -10,6 +10,7 @@
 //! assert_eq!(response.json()["path"], "/hello");
 //! ```
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod echo;
