@@ -4,10 +4,10 @@
 use envoy_harness::bench::{measure, noop_module, report, Load, Variant};
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
-fn header_rewrite_suite(noop: &PathBuf) -> (String, Vec<Variant>, String) {
+fn header_rewrite_suite(noop: &Path) -> (String, Vec<Variant>, String) {
     let mutations = json!({"mutations": {
         "request_mutations": [
             {"append": {"header": {"key": "x-client", "value": "%REQ(x-user)%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}},
