@@ -1,0 +1,15 @@
+// Runs a wasm32-wasip1 command module (such as the verify_bench example) under Node's WASI, i.e.
+// in V8 like Envoy's wasm runtime: node run_wasm.mjs module.wasm [args...]
+import { readFile } from 'node:fs/promises';
+import { WASI } from 'node:wasi';
+import process from 'node:process';
+
+const [path, ...args] = process.argv.slice(2);
+if (!path) {
+  console.error('usage: node run_wasm.mjs module.wasm [args...]');
+  process.exit(2);
+}
+const wasi = new WASI({ version: 'preview1', args: [path, ...args], env: {}, returnOnExit: true });
+const module = await WebAssembly.compile(await readFile(path));
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+process.exitCode = wasi.start(instance);

@@ -1,0 +1,122 @@
+//! Verification micro-benchmark: this crate's provider against jsonwebtoken's `rust_crypto`.
+//!
+//! Natively: `cargo run --release --example verify_bench -p jwt-auth [seconds-per-case]`.
+//! In V8 (as in Envoy): `cargo build --release --target wasm32-wasip1 --example verify_bench -p
+//! jwt-auth`, then `node filters/jwt-auth/bench/run_wasm.mjs
+//! target/wasm32-wasip1/release/examples/verify_bench.wasm [seconds-per-case]`.
+//!
+//! Each timed call is what `jsonwebtoken::decode` does per token: the verifier factory (with our
+//! key-cache lookup) followed by `verify`. Reported: the best mean over several batches.
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER as RUST_CRYPTO;
+use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jwt_auth::crypto::rsa::RsaPublicKey;
+use jwt_auth::crypto::{prepare_key, PROVIDER};
+
+const MESSAGE: &[u8] = b"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImJlbmNoIn0.\
+eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLmNvbSIsInN1YiI6IjEyMzQ1Njc4OTAiLCJhdWQiOiJlbnZveSIsImV4\
+cCI6MTkwMDAwMDAwMCwiaWF0IjoxNzAwMDAwMDAwLCJzY29wZSI6InJlYWQgd3JpdGUifQ";
+
+fn verify_once(
+    provider: &CryptoProvider,
+    alg: Algorithm,
+    key: &DecodingKey,
+    sig: &Vec<u8>,
+) -> bool {
+    match (provider.verifier_factory)(&alg, key) {
+        Ok(v) => v.verify(MESSAGE, sig).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Mean microseconds per verification: the best of several batches within `budget`.
+fn time_it(budget: Duration, mut f: impl FnMut() -> bool) -> f64 {
+    // Warm-up, also lets V8 tier the hot functions up to its optimizing compiler.
+    let warm = Instant::now();
+    let mut per_batch = 0u32;
+    while warm.elapsed() < budget / 5 || per_batch < 3 {
+        assert!(f(), "verification failed");
+        per_batch += 1;
+    }
+    let per_batch = (per_batch / 2).max(1);
+    let mut best = f64::INFINITY;
+    let start = Instant::now();
+    let mut batches = 0;
+    while start.elapsed() < budget || batches < 3 {
+        let t = Instant::now();
+        for _ in 0..per_batch {
+            assert!(f(), "verification failed");
+        }
+        best = best.min(t.elapsed().as_secs_f64() * 1e6 / f64::from(per_batch));
+        batches += 1;
+    }
+    best
+}
+
+fn main() {
+    let budget = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs_f64);
+    let rsa2048 = EncodingKey::from_rsa_der(include_bytes!("../tests/data/rsa2048.der"));
+    let rsa4096 = EncodingKey::from_rsa_der(include_bytes!("../tests/data/rsa4096.der"));
+    let cases = [
+        ("RS256-2048", Algorithm::RS256, rsa2048.clone(), true),
+        ("RS256-4096", Algorithm::RS256, rsa4096.clone(), true),
+        ("PS256-2048", Algorithm::PS256, rsa2048, true),
+        ("PS512-4096", Algorithm::PS512, rsa4096, true),
+        (
+            "ES256",
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(include_bytes!("../tests/data/p256.der")),
+            false,
+        ),
+        (
+            "ES384",
+            Algorithm::ES384,
+            EncodingKey::from_ec_der(include_bytes!("../tests/data/p384.der")),
+            false,
+        ),
+        (
+            "EdDSA",
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(include_bytes!("../tests/data/ed25519.der")),
+            false,
+        ),
+    ];
+    println!(
+        "{:<12} {:>14} {:>14} {:>8}",
+        "case", "ours µs", "rust_crypto µs", "speedup"
+    );
+    for (name, alg, enc, ours_too) in cases {
+        let sig = (RUST_CRYPTO.signer_factory)(&alg, &enc)
+            .and_then(|s| Ok(s.try_sign(MESSAGE)?))
+            .expect("signing works");
+        let jwk = Jwk::from_encoding_key(&enc, alg).expect("public JWK");
+        let dec = DecodingKey::from_jwk(&jwk).expect("decoding key");
+        let mut bad = sig.clone();
+        bad[7] ^= 1;
+        assert!(!verify_once(&RUST_CRYPTO, alg, &dec, &bad));
+        let theirs = time_it(budget, || verify_once(&RUST_CRYPTO, alg, &dec, &sig));
+        if ours_too {
+            assert!(!verify_once(&PROVIDER, alg, &dec, &bad));
+            let prepared = prepare_key(&dec).expect("valid RSA key");
+            let ours = time_it(budget, || verify_once(&PROVIDER, alg, &dec, &sig));
+            // One-off cost of preparing a key (what prepare_key pays on a cache miss).
+            let n = prepared.modulus();
+            let prep = time_it(budget / 4, || {
+                RsaPublicKey::from_components(&n, &[1, 0, 1]).is_ok()
+            });
+            println!(
+                "{name:<12} {ours:>14.1} {theirs:>14.1} {:>7.1}x  (key preparation {prep:.1} µs)",
+                theirs / ours
+            );
+        } else {
+            println!("{name:<12} {:>14} {theirs:>14.1}", "-");
+        }
+    }
+}
