@@ -47,6 +47,7 @@ pub struct ReceivedRequest {
 #[derive(Default)]
 struct Script {
     replies: Mutex<VecDeque<CannedReply>>,
+    always: Mutex<Option<CannedReply>>,
     received: Mutex<Vec<ReceivedRequest>>,
 }
 
@@ -103,6 +104,12 @@ impl EchoUpstream {
         lock(&self.script.replies).push_back(reply);
     }
 
+    /// Answers every request with `reply` (after any queued with `reply_next`), e.g. to serve a
+    /// JWKS document.
+    pub fn reply_always(&self, reply: CannedReply) {
+        *lock(&self.script.always) = Some(reply);
+    }
+
     /// Every request received since the last call, oldest first.
     pub fn received(&self) -> Vec<ReceivedRequest> {
         std::mem::take(&mut *lock(&self.script.received))
@@ -152,7 +159,9 @@ fn serve(connection: TcpStream, script: &Script) {
                 .collect(),
             body: body.clone(),
         });
-        let canned = lock(&script.replies).pop_front();
+        let canned = lock(&script.replies)
+            .pop_front()
+            .or_else(|| lock(&script.always).clone());
         let (status, headers, reply) = match canned {
             Some(canned) => (canned.status, canned.headers, canned.body),
             None => echo_reply(&head, &body),

@@ -23,6 +23,17 @@ pub trait RootFilter: Sized + 'static {
     fn configure(config: &[u8]) -> Result<Self, ConfigError>;
     /// Creates the filter for one request.
     fn create_http(root: &Rc<Self>, context_id: u32) -> Self::Http;
+    /// The timer set with [`clock::set_tick_period`](crate::clock::set_tick_period) fired.
+    fn on_tick(_root: &Rc<Self>) {}
+    /// A callout the root context dispatched was answered (`num_headers` is 0 when it failed).
+    fn on_http_call_response(
+        _root: &Rc<Self>,
+        _token: u32,
+        _num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+    }
 }
 
 /// Per-request side of a filter. Every callback defaults to `Continue`.
@@ -75,7 +86,19 @@ struct RootAdapter<F: RootFilter> {
     filter: Option<Rc<F>>,
 }
 
-impl<F: RootFilter> Context for RootAdapter<F> {}
+impl<F: RootFilter> Context for RootAdapter<F> {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
+        if let Some(root) = &self.filter {
+            F::on_http_call_response(root, token, num_headers, body_size, num_trailers);
+        }
+    }
+}
 
 impl<F: RootFilter> RootContext for RootAdapter<F> {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -110,6 +133,12 @@ impl<F: RootFilter> RootContext for RootAdapter<F> {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(root) = &self.filter {
+            F::on_tick(root);
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod matcher;
 pub mod metrics;
 pub mod properties;
+pub mod proto;
 pub mod reply;
 pub mod request;
 pub mod shared_data;

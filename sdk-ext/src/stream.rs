@@ -15,3 +15,9 @@ pub fn resume_response(context_id: u32) -> Result<(), Status> {
     check(unsafe { abi::proxy_set_effective_context(context_id) })?;
     check(unsafe { abi::proxy_continue_stream(1) })
 }
+
+/// Makes later hostcalls of this callback act for context `context_id` (a stream paused
+/// earlier), as `proxy_set_effective_context`. Fails with `BadArgument` once it has ended.
+pub fn set_effective_context(context_id: u32) -> Result<(), Status> {
+    check(unsafe { abi::proxy_set_effective_context(context_id) })
+}

@@ -164,14 +164,30 @@ fn the_disk_cache_is_written_reused_and_survives_corruption() {
             .unwrap()
     };
     assert!(check().status.success());
-    let cached: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    let cached: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
     assert_eq!(cached.len(), 1, "one compiled module: {cached:?}");
     assert!(cached[0].extension().is_some_and(|ext| ext == "cwasm"));
     let written = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
-    assert!(check().status.success(), "a second run loads the cached module");
-    assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), written, "reused, not rewritten");
+    assert!(
+        check().status.success(),
+        "a second run loads the cached module"
+    );
+    assert_eq!(
+        std::fs::metadata(&cached[0]).unwrap().modified().unwrap(),
+        written,
+        "reused, not rewritten"
+    );
     std::fs::write(&cached[0], b"not a compiled module").unwrap();
-    assert!(check().status.success(), "a corrupt cache entry is compiled again");
-    assert!(std::fs::read(&cached[0]).unwrap().len() > 1000, "and replaced");
+    assert!(
+        check().status.success(),
+        "a corrupt cache entry is compiled again"
+    );
+    assert!(
+        std::fs::read(&cached[0]).unwrap().len() > 1000,
+        "and replaced"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

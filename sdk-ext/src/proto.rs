@@ -1,0 +1,296 @@
+//! Envoy's common proto3 types as they appear in JSON configuration, for filters whose config
+//! mirrors a native one: `google.protobuf.Duration` (`"1.5s"`), `type.v3.FractionalPercent` and
+//! `config.core.v3.RuntimeFractionalPercent`.
+//!
+//! ```json
+//! {"fill_interval": "0.5s",
+//!  "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "x"}}
+//! ```
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// A `google.protobuf.Duration` in its JSON form: decimal seconds with an `s` suffix, up to nine
+/// fractional digits (`"1s"`, `"0.050s"`, `"3600s"`). Negative durations are rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProtoDuration(pub Duration);
+
+/// Parses the JSON form of a `google.protobuf.Duration` (`"1.5s"`) into a non-negative duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let expected = || format!("{text:?} is not a duration like \"1s\" or \"0.5s\"");
+    let number = text.strip_suffix('s').ok_or_else(expected)?;
+    if number.starts_with('-') {
+        return Err(format!("{text:?} is negative"));
+    }
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(expected());
+    }
+    if fraction.len() > 9 {
+        return Err(format!("{text:?} has more than nine fractional digits"));
+    }
+    let seconds: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("{text:?} is too large"))?
+    };
+    // proto3 caps a Duration at 10,000 years.
+    if seconds > 315_576_000_000 {
+        return Err(format!("{text:?} is too large"));
+    }
+    let nanos = if fraction.is_empty() {
+        0
+    } else {
+        let digits: u32 = fraction.parse().map_err(|_| expected())?;
+        digits * 10u32.pow(9 - fraction.len() as u32)
+    };
+    Ok(Duration::new(seconds, nanos))
+}
+
+impl<'de> Deserialize<'de> for ProtoDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = ProtoDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string like \"1s\" or \"0.5s\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ProtoDuration, E> {
+                parse_duration(text).map(ProtoDuration).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
+/// `type.v3.FractionalPercent.DenominatorType`, by name or by its proto number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Denominator {
+    /// 100 (`HUNDRED`, 0).
+    #[default]
+    Hundred,
+    /// 10,000 (`TEN_THOUSAND`, 1).
+    TenThousand,
+    /// 1,000,000 (`MILLION`, 2).
+    Million,
+}
+
+impl Denominator {
+    /// The denominator as a number.
+    pub fn value(self) -> u32 {
+        match self {
+            Denominator::Hundred => 100,
+            Denominator::TenThousand => 10_000,
+            Denominator::Million => 1_000_000,
+        }
+    }
+}
+
+const DENOMINATORS: &[(&str, Denominator)] = &[
+    ("HUNDRED", Denominator::Hundred),
+    ("TEN_THOUSAND", Denominator::TenThousand),
+    ("MILLION", Denominator::Million),
+];
+
+impl<'de> Deserialize<'de> for Denominator {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DenominatorVisitor;
+        impl Visitor<'_> for DenominatorVisitor {
+            type Value = Denominator;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("one of HUNDRED, TEN_THOUSAND, MILLION (or 0-2)")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Denominator, E> {
+                DENOMINATORS
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|&(_, denominator)| denominator)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
+            }
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<Denominator, E> {
+                usize::try_from(number)
+                    .ok()
+                    .and_then(|index| DENOMINATORS.get(index))
+                    .map(|&(_, denominator)| denominator)
+                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
+            }
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<Denominator, E> {
+                match u64::try_from(number) {
+                    Ok(number) => self.visit_u64(number),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(DenominatorVisitor)
+    }
+}
+
+/// `type.v3.FractionalPercent`: `numerator` out of `denominator` (default `HUNDRED`). A numerator
+/// above the denominator means 100%, as in Envoy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FractionalPercent {
+    /// The share, out of the denominator.
+    #[serde(default)]
+    pub numerator: u32,
+    /// 100, 10,000 or 1,000,000.
+    #[serde(default)]
+    pub denominator: Denominator,
+}
+
+/// How often a [`FractionalPercent`] holds, reduced for a fast check per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// 0%: never.
+    Never,
+    /// 100% (or more): always.
+    Always,
+    /// `numerator` out of `denominator`, both as configured.
+    Fraction {
+        /// The share.
+        numerator: u32,
+        /// Out of this.
+        denominator: u32,
+    },
+}
+
+impl Sampling {
+    /// Whether the event happens for a uniformly random `random` (Envoy's
+    /// `random % denominator < numerator`). `Never` and `Always` ignore `random`.
+    pub fn sample(self, random: u64) -> bool {
+        match self {
+            Sampling::Never => false,
+            Sampling::Always => true,
+            Sampling::Fraction {
+                numerator,
+                denominator,
+            } => random % u64::from(denominator) < u64::from(numerator),
+        }
+    }
+
+    /// Whether `sample` needs a random number at all.
+    pub fn is_random(self) -> bool {
+        matches!(self, Sampling::Fraction { .. })
+    }
+}
+
+impl FractionalPercent {
+    /// 100%.
+    pub const ALWAYS: FractionalPercent = FractionalPercent {
+        numerator: 100,
+        denominator: Denominator::Hundred,
+    };
+
+    /// The percent as a [`Sampling`].
+    pub fn sampling(self) -> Sampling {
+        let denominator = self.denominator.value();
+        if self.numerator == 0 {
+            Sampling::Never
+        } else if self.numerator >= denominator {
+            Sampling::Always
+        } else {
+            Sampling::Fraction {
+                numerator: self.numerator,
+                denominator,
+            }
+        }
+    }
+}
+
+/// `config.core.v3.RuntimeFractionalPercent`. A wasm filter cannot read Envoy's runtime, so
+/// `runtime_key` is accepted for compatibility and only `default_value` applies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeFractionalPercent {
+    /// The percent in effect.
+    #[serde(default)]
+    pub default_value: FractionalPercent,
+    /// Envoy's runtime key that would override `default_value` (not readable from wasm).
+    #[serde(default)]
+    pub runtime_key: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_proto3_json() {
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("0.05s"), Ok(Duration::from_millis(50)));
+        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3600s"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.000000001s"), Ok(Duration::new(1, 1)));
+        assert_eq!(parse_duration("2.s"), Ok(Duration::from_secs(2)));
+        for bad in [
+            "1",
+            "1m",
+            "s",
+            ".s",
+            "-1s",
+            "1.2.3s",
+            "1 s",
+            "",
+            "1.0000000001s",
+            "+1s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(parse_duration("99999999999999999999s")
+            .unwrap_err()
+            .contains("too large"));
+        let parsed: ProtoDuration = serde_json::from_str("\"0.25s\"").unwrap();
+        assert_eq!(parsed.0, Duration::from_millis(250));
+        assert!(serde_json::from_str::<ProtoDuration>("5").is_err());
+    }
+
+    #[test]
+    fn fractional_percents_parse_by_name_or_number() {
+        let percent: FractionalPercent =
+            serde_json::from_str(r#"{"numerator": 5, "denominator": "TEN_THOUSAND"}"#).unwrap();
+        assert_eq!(percent.denominator.value(), 10_000);
+        let percent: FractionalPercent =
+            serde_json::from_str(r#"{"numerator": 5, "denominator": 2}"#).unwrap();
+        assert_eq!(percent.denominator, Denominator::Million);
+        let percent: FractionalPercent = serde_json::from_str(r#"{"numerator": 7}"#).unwrap();
+        assert_eq!(percent.denominator, Denominator::Hundred);
+        assert!(
+            serde_json::from_str::<FractionalPercent>(r#"{"denominator": "THOUSAND"}"#).is_err()
+        );
+        assert!(serde_json::from_str::<FractionalPercent>(r#"{"denominator": 3}"#).is_err());
+        let runtime: RuntimeFractionalPercent = serde_json::from_str(
+            r#"{"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "k"}"#,
+        )
+        .unwrap();
+        assert_eq!(runtime.default_value.sampling(), Sampling::Always);
+        assert_eq!(runtime.runtime_key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn sampling_follows_envoy() {
+        let never = FractionalPercent::default().sampling();
+        assert_eq!(never, Sampling::Never);
+        assert!(!never.sample(0));
+        let over = FractionalPercent {
+            numerator: 150,
+            denominator: Denominator::Hundred,
+        };
+        assert_eq!(over.sampling(), Sampling::Always);
+        let quarter = FractionalPercent {
+            numerator: 25,
+            denominator: Denominator::Hundred,
+        }
+        .sampling();
+        assert!(quarter.is_random());
+        let hits = (0..1000u64).filter(|&r| quarter.sample(r)).count();
+        assert_eq!(hits, 250);
+        assert!(quarter.sample(124) && !quarter.sample(125));
+    }
+}
