@@ -74,3 +74,109 @@ impl HeaderMap {
         decode_pairs(&serialized).ok_or(Status::SerializationFailure)
     }
 }
+
+/// All entries of a header map read with one hostcall (`proxy_get_header_map_pairs`), for a
+/// filter that looks at several headers: each lookup after that is a scan of local memory, not
+/// a hostcall. Lookups see the map as it was when read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    raw: Vec<u8>,
+    /// (name start, name len, value start, value len) of each entry.
+    entries: Vec<(u32, u32, u32, u32)>,
+}
+
+impl Snapshot {
+    /// Reads `map`.
+    pub fn read(map: HeaderMap) -> Result<Snapshot, Status> {
+        let raw = get_bytes(|data, size| unsafe {
+            abi::proxy_get_header_map_pairs(map.0 as u32, data, size)
+        })?
+        .unwrap_or_default();
+        Snapshot::from_wire(raw).ok_or(Status::SerializationFailure)
+    }
+
+    /// Indexes a buffer in the header-pairs wire format.
+    pub fn from_wire(raw: Vec<u8>) -> Option<Snapshot> {
+        let mut entries = Vec::new();
+        if !raw.is_empty() {
+            let read_u32 = |at: usize| -> Option<usize> {
+                Some(u32::from_le_bytes(raw.get(at..at.checked_add(4)?)?.try_into().ok()?) as usize)
+            };
+            let count = read_u32(0)?;
+            let mut at = count.checked_mul(8)?.checked_add(4)?;
+            if at > raw.len() {
+                return None;
+            }
+            entries.reserve(count);
+            for index in 0..count {
+                let (name_len, value_len) = (read_u32(4 + index * 8)?, read_u32(8 + index * 8)?);
+                let value_at = at.checked_add(name_len)?.checked_add(1)?;
+                let end = value_at.checked_add(value_len)?.checked_add(1)?;
+                if end > raw.len() {
+                    return None;
+                }
+                entries.push((
+                    at as u32,
+                    name_len as u32,
+                    value_at as u32,
+                    value_len as u32,
+                ));
+                at = end;
+            }
+        }
+        Some(Snapshot { raw, entries })
+    }
+
+    /// The first value of `name` (lower-case), as Envoy's `get` returns it.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find_map(|&(name_at, name_len, value_at, value_len)| {
+                let key = &self.raw[name_at as usize..(name_at + name_len) as usize];
+                (key == name.as_bytes())
+                    .then(|| &self.raw[value_at as usize..(value_at + value_len) as usize])
+            })
+    }
+
+    /// Every (name, value) entry, in map order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries
+            .iter()
+            .map(|&(name_at, name_len, value_at, value_len)| {
+                (
+                    &self.raw[name_at as usize..(name_at + name_len) as usize],
+                    &self.raw[value_at as usize..(value_at + value_len) as usize],
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::Snapshot;
+    use crate::wire::encode_pairs;
+
+    #[test]
+    fn snapshots_index_the_wire_format() {
+        let snapshot = Snapshot::from_wire(encode_pairs(&[
+            (":path", "/a"),
+            ("x", "1"),
+            ("x", "2"),
+            ("e", ""),
+        ]))
+        .unwrap();
+        assert_eq!(snapshot.get(":path"), Some(&b"/a"[..]));
+        assert_eq!(snapshot.get("x"), Some(&b"1"[..]));
+        assert_eq!(snapshot.get("e"), Some(&b""[..]));
+        assert_eq!(snapshot.get("y"), None);
+        assert_eq!(snapshot.iter().count(), 4);
+        let good = encode_pairs(&[("a", "b")]);
+        for cut in 1..good.len() {
+            assert!(
+                Snapshot::from_wire(good[..cut].to_vec()).is_none(),
+                "cut at {cut}"
+            );
+        }
+        assert!(Snapshot::from_wire(Vec::new()).unwrap().get("a").is_none());
+    }
+}

@@ -7,32 +7,13 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// u32 pair per entry, then each name and value followed by a NUL byte. All integers are
 /// little-endian. Returns `None` on any truncation or inconsistency instead of panicking.
 pub fn decode_pairs(bytes: &[u8]) -> Option<Pairs> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    let read_u32 = |at: usize| -> Option<usize> {
-        let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(u32::from_le_bytes(raw) as usize)
-    };
-    let count = read_u32(0)?;
-    let mut data_at = count.checked_mul(8)?.checked_add(4)?;
-    if data_at > bytes.len() {
-        return None;
-    }
-    let mut pairs = Vec::with_capacity(count);
-    for index in 0..count {
-        let name_len = read_u32(4 + index * 8)?;
-        let value_len = read_u32(8 + index * 8)?;
-        let name = bytes.get(data_at..data_at.checked_add(name_len)?)?;
-        data_at += name_len + 1;
-        let value = bytes.get(data_at..data_at.checked_add(value_len)?)?;
-        data_at += value_len + 1;
-        if data_at > bytes.len() {
-            return None;
-        }
-        pairs.push((name.to_vec(), value.to_vec()));
-    }
-    Some(pairs)
+    let snapshot = crate::headers::Snapshot::from_wire(bytes.to_vec())?;
+    Some(
+        snapshot
+            .iter()
+            .map(|(name, value)| (name.to_vec(), value.to_vec()))
+            .collect(),
+    )
 }
 
 /// Encodes header pairs in the proxy-wasm header map wire format (see [`decode_pairs`]).
