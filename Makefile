@@ -68,8 +68,13 @@ $(WASM_OPT):
 	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error binaryen@$(BINARYEN_VERSION)
 	$@ --version
 
+# Filters are cdylib + rlib (the rlib is for filters/chain), and Cargo turns LTO off for a crate
+# that also emits an rlib. Asking rustc for the cdylib alone keeps LTO: 5-15% smaller modules.
 build: rust-target wasm-opt
-	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS) $(TEST_MODULES))
+	@for filter in $(FILTERS); do \
+		cargo rustc --release --target $(WASM_TARGET) -p $$filter --crate-type cdylib; \
+	done
+	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(TEST_MODULES))
 	@$(MAKE) --no-print-directory optimize
 
 optimize: $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm) $(TEST_MODULE_LIBS:%=$(TEST_MODULE_DIR)/%.wasm)
