@@ -1,12 +1,16 @@
-//! Cryptography for JWT verification: a fast, variable-time RSA verifier plugged into
+//! Cryptography for JWT verification: fast, variable-time RSA and ECDSA verifiers plugged into
 //! jsonwebtoken's [`CryptoProvider`](jsonwebtoken::crypto::CryptoProvider).
 //!
 //! Verification only handles public data (key, message, signature), so it does not need the
-//! constant-time arithmetic the `rsa` crate uses; everything else is delegated to jsonwebtoken's
-//! `rust_crypto` backend.
+//! constant-time arithmetic the `rsa`, `p256` and `p384` crates use; everything else is delegated
+//! to jsonwebtoken's `rust_crypto` backend.
 
 pub mod bignum;
+pub mod ecc;
+pub mod ecdsa;
+pub mod p256;
+pub mod p384;
 pub mod provider;
 pub mod rsa;
 
-pub use provider::{prepare_key, PROVIDER};
+pub use provider::{prepare_ec_key, prepare_key, PROVIDER};

@@ -1,8 +1,8 @@
-//! A jsonwebtoken [`CryptoProvider`] that verifies RS*/PS* with [`RsaPublicKey`] and delegates
-//! everything else to jsonwebtoken's `rust_crypto` backend.
+//! A jsonwebtoken [`CryptoProvider`] that verifies RS*/PS* with [`RsaPublicKey`] and ES256/ES384
+//! with [`EcdsaPublicKey`], and delegates everything else to jsonwebtoken's `rust_crypto` backend.
 //!
 //! jsonwebtoken calls the verifier factory with a `&DecodingKey` for every token, so prepared
-//! keys are kept in a small process-wide cache keyed by the key bytes.
+//! keys are kept in small process-wide caches (one for RSA, one for EC) keyed by the key bytes.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,13 +13,16 @@ use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
 use jsonwebtoken::signature::{self, Verifier};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
 
+use super::ecdsa::{EcKeyError, EcdsaCurve, EcdsaPublicKey};
 use super::rsa::{HashAlg, KeyError, Padding, RsaPublicKey};
 
-/// How many prepared keys the cache holds before evicting the least recently used one.
+/// How many prepared keys each cache (RSA, EC) holds before evicting the least recently used
+/// one. A prepared EC key with its table takes 8 KiB (P-256) or 12 KiB (P-384), an RSA-4096 one
+/// about 1 KiB.
 pub const CACHE_CAPACITY: usize = 64;
 
-/// The provider to install with `PROVIDER.install_default()`: fast RSA verification, everything
-/// else from jsonwebtoken's `rust_crypto` backend.
+/// The provider to install with `PROVIDER.install_default()`: fast RSA and ECDSA verification,
+/// everything else from jsonwebtoken's `rust_crypto` backend.
 pub static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
@@ -75,6 +78,9 @@ fn rsa_scheme(alg: Algorithm) -> Option<(Padding, HashAlg)> {
 }
 
 fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    if let Some(curve) = EcdsaCurve::from_algorithm(*alg) {
+        return new_ecdsa_verifier(*alg, curve, key);
+    }
     let Some((padding, hash)) = rsa_scheme(*alg) else {
         return (RUST_CRYPTO.verifier_factory)(alg, key);
     };
@@ -116,13 +122,49 @@ impl JwtVerifier for RsaVerifier {
     }
 }
 
+/// Same checks, errors and order as rust_crypto's `Es256Verifier::new`: a key of another family
+/// (or not held as bytes) is `InvalidKeyFormat`, and bytes that are not a valid point of the
+/// curve are `InvalidEcdsaKey`, here in the factory (unlike RSA keys, which fail at `verify`).
+fn new_ecdsa_verifier(
+    alg: Algorithm,
+    curve: EcdsaCurve,
+    key: &DecodingKey,
+) -> Result<Box<dyn JwtVerifier>> {
+    let key = prepare_ec_key(curve, key).map_err(|e| match e {
+        EcKeyError::NotEc => ErrorKind::InvalidKeyFormat,
+        _ => ErrorKind::InvalidEcdsaKey,
+    })?;
+    Ok(Box::new(EcdsaVerifier { alg, key }))
+}
+
+/// A verifier for ES256 or ES384 and one prepared key.
+struct EcdsaVerifier {
+    alg: Algorithm,
+    key: Arc<EcdsaPublicKey>,
+}
+
+impl Verifier<Vec<u8>> for EcdsaVerifier {
+    fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+        self.key
+            .verify(msg, sig)
+            .map_err(signature::Error::from_source)
+    }
+}
+
+impl JwtVerifier for EcdsaVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
+
 /// Returns the prepared form of an RSA `DecodingKey`, from the cache or by preparing and caching
 /// it. Call it when loading a JWKS so that the first token does not pay for the preparation.
 pub fn prepare_key(key: &DecodingKey) -> std::result::Result<Arc<RsaPublicKey>, KeyError> {
     if key.family() != AlgorithmFamily::Rsa {
         return Err(KeyError::NotRsa);
     }
-    if let Some(found) = lock_cache().get(key.kind()) {
+    let matches = |s: &KeySource| s.matches(key.kind());
+    if let Some(found) = lock(&RSA_CACHE).get(matches) {
         return Ok(found);
     }
     // Prepare without holding the lock; a concurrent duplicate is harmless.
@@ -130,28 +172,55 @@ pub fn prepare_key(key: &DecodingKey) -> std::result::Result<Arc<RsaPublicKey>, 
         DecodingKeyKind::SecretOrDer(der) => RsaPublicKey::from_pkcs1_der(der)?,
         DecodingKeyKind::RsaModulusExponent { n, e } => RsaPublicKey::from_components(n, e)?,
     });
-    lock_cache().insert(key.kind(), &prepared);
+    lock(&RSA_CACHE).insert(matches, || KeySource::new(key.kind()), &prepared);
     Ok(prepared)
 }
 
-/// Number of prepared keys currently cached.
+/// Returns the prepared form (point and precomputed table) of an EC `DecodingKey` for `curve`,
+/// from the cache or by preparing and caching it. Call it when loading a JWKS (with the curve of
+/// the JWK's `crv`, or [`EcdsaCurve::from_algorithm`] of its `alg`) so that the first token does
+/// not pay for the preparation; it also builds the curve's generator table on first use.
+pub fn prepare_ec_key(
+    curve: EcdsaCurve,
+    key: &DecodingKey,
+) -> std::result::Result<Arc<EcdsaPublicKey>, EcKeyError> {
+    // rust_crypto reads the key with `try_get_as_bytes`, which refuses RSA components.
+    let (AlgorithmFamily::Ec, DecodingKeyKind::SecretOrDer(bytes)) = (key.family(), key.kind())
+    else {
+        return Err(EcKeyError::NotEc);
+    };
+    let matches = |s: &(EcdsaCurve, Vec<u8>)| s.0 == curve && s.1 == *bytes;
+    if let Some(found) = lock(&EC_CACHE).get(matches) {
+        return Ok(found);
+    }
+    let prepared = Arc::new(EcdsaPublicKey::from_sec1(curve, bytes)?);
+    lock(&EC_CACHE).insert(matches, || (curve, bytes.clone()), &prepared);
+    Ok(prepared)
+}
+
+/// Number of prepared RSA keys currently cached.
 pub fn cached_keys() -> usize {
-    lock_cache().entries.len()
+    lock(&RSA_CACHE).entries.len()
 }
 
-/// Drops every cached key (for example after a JWKS rotation).
+/// Number of prepared EC keys currently cached.
+pub fn cached_ec_keys() -> usize {
+    lock(&EC_CACHE).entries.len()
+}
+
+/// Drops every cached key, RSA and EC (for example after a JWKS rotation).
 pub fn clear_cache() {
-    lock_cache().entries.clear();
+    lock(&RSA_CACHE).entries.clear();
+    lock(&EC_CACHE).entries.clear();
 }
 
-static CACHE: Mutex<KeyCache> = Mutex::new(KeyCache {
-    entries: Vec::new(),
-    clock: 0,
-});
+static RSA_CACHE: Mutex<KeyCache<KeySource, RsaPublicKey>> = Mutex::new(KeyCache::new());
+static EC_CACHE: Mutex<KeyCache<(EcdsaCurve, Vec<u8>), EcdsaPublicKey>> =
+    Mutex::new(KeyCache::new());
 
-fn lock_cache() -> std::sync::MutexGuard<'static, KeyCache> {
-    // The cache holds no invariant a panicking holder could break, so poisoning is ignored.
-    CACHE
+fn lock<T>(cache: &'static Mutex<T>) -> std::sync::MutexGuard<'static, T> {
+    // The caches hold no invariant a panicking holder could break, so poisoning is ignored.
+    cache
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -185,35 +254,43 @@ impl KeySource {
     }
 }
 
-struct CacheEntry {
-    source: KeySource,
-    key: Arc<RsaPublicKey>,
+struct CacheEntry<S, T> {
+    source: S,
+    key: Arc<T>,
     last_used: u64,
 }
 
-/// A small least-recently-used cache; linear scans are cheaper than hashing at this size.
-struct KeyCache {
-    entries: Vec<CacheEntry>,
+/// A small least-recently-used cache of prepared keys `T`, each with the key bytes `S` it was
+/// prepared from; linear scans are cheaper than hashing at this size.
+struct KeyCache<S, T> {
+    entries: Vec<CacheEntry<S, T>>,
     clock: u64,
 }
 
-impl KeyCache {
-    fn get(&mut self, kind: &DecodingKeyKind) -> Option<Arc<RsaPublicKey>> {
+impl<S, T> KeyCache<S, T> {
+    const fn new() -> Self {
+        KeyCache {
+            entries: Vec::new(),
+            clock: 0,
+        }
+    }
+
+    fn get(&mut self, matches: impl Fn(&S) -> bool) -> Option<Arc<T>> {
         self.clock += 1;
         let clock = self.clock;
-        let entry = self.entries.iter_mut().find(|e| e.source.matches(kind))?;
+        let entry = self.entries.iter_mut().find(|e| matches(&e.source))?;
         entry.last_used = clock;
         Some(Arc::clone(&entry.key))
     }
 
-    fn insert(&mut self, kind: &DecodingKeyKind, key: &Arc<RsaPublicKey>) {
+    fn insert(&mut self, matches: impl Fn(&S) -> bool, source: impl FnOnce() -> S, key: &Arc<T>) {
         self.clock += 1;
-        if let Some(existing) = self.entries.iter_mut().find(|e| e.source.matches(kind)) {
+        if let Some(existing) = self.entries.iter_mut().find(|e| matches(&e.source)) {
             existing.last_used = self.clock;
             return;
         }
         let entry = CacheEntry {
-            source: KeySource::new(kind),
+            source: source(),
             key: Arc::clone(key),
             last_used: self.clock,
         };

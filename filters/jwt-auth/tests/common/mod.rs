@@ -282,3 +282,318 @@ pub fn b64url_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// ECDSA (ES256, ES384): keys and crafted signatures made with the p256 / p384 crates.
+
+/// The two ECDSA JWT algorithms.
+pub const EC_ALGS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::ES384];
+
+/// Curve arithmetic of the reference crates, the same functions for both curves; scalars and
+/// coordinates are fixed-length big-endian bytes.
+macro_rules! ec_reference {
+    ($module:ident, $krate:ident, $curve:ident, $hash:ty) => {
+        pub mod $module {
+            use super::Digest;
+            use $krate::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+            use $krate::ecdsa::signature::Signer;
+            use $krate::ecdsa::{Signature, SigningKey, VerifyingKey};
+            use $krate::elliptic_curve::bigint::ArrayEncoding;
+            use $krate::elliptic_curve::ops::Reduce;
+            use $krate::elliptic_curve::point::{AffineCoordinates, DecompressPoint};
+            use $krate::elliptic_curve::sec1::ToEncodedPoint;
+            use $krate::elliptic_curve::{Curve, Field, PrimeField};
+            use $krate::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
+
+            /// Length of a field element and of a scalar.
+            pub const LEN: usize = std::mem::size_of::<FieldBytes>();
+
+            fn scalar(bytes: &[u8]) -> Scalar {
+                Option::from(Scalar::from_repr(FieldBytes::clone_from_slice(bytes)))
+                    .expect("scalar below n")
+            }
+
+            fn affine(x: &[u8], y: &[u8]) -> AffinePoint {
+                let mut sec1 = vec![4u8];
+                sec1.extend_from_slice(x);
+                sec1.extend_from_slice(y);
+                *VerifyingKey::from_sec1_bytes(&sec1)
+                    .expect("valid point")
+                    .as_affine()
+            }
+
+            fn coordinates(p: &ProjectivePoint) -> Option<(Vec<u8>, Vec<u8>)> {
+                let enc = p.to_affine().to_encoded_point(false);
+                Some((enc.x()?.to_vec(), enc.y()?.to_vec()))
+            }
+
+            /// The group order n.
+            pub fn order() -> Vec<u8> {
+                <$krate::$curve as Curve>::ORDER.to_be_byte_array().to_vec()
+            }
+
+            /// The public point `d G`.
+            pub fn public(d: &[u8]) -> (Vec<u8>, Vec<u8>) {
+                coordinates(&(ProjectivePoint::GENERATOR * scalar(d))).expect("d is not zero")
+            }
+
+            /// Raw `r || s` over `msg` with the curve's hash (RFC 6979, as rust_crypto signs).
+            pub fn sign(d: &[u8], msg: &[u8]) -> Vec<u8> {
+                let key = SigningKey::from_slice(d).expect("valid scalar");
+                let sig: Signature = key.sign(msg);
+                sig.to_bytes().to_vec()
+            }
+
+            /// The same signature in ASN.1 DER.
+            pub fn sign_der(d: &[u8], msg: &[u8]) -> Vec<u8> {
+                let key = SigningKey::from_slice(d).expect("valid scalar");
+                let sig: Signature = key.sign(msg);
+                sig.to_der().as_bytes().to_vec()
+            }
+
+            /// Raw `r || s` over a prehash of any allowed length.
+            pub fn sign_prehash(d: &[u8], prehash: &[u8]) -> Vec<u8> {
+                let key = SigningKey::from_slice(d).expect("valid scalar");
+                let sig: Signature = key.sign_prehash(prehash).expect("prehash accepted");
+                sig.to_bytes().to_vec()
+            }
+
+            /// `PrehashVerifier` of the reference crate for an uncompressed point.
+            pub fn verify_prehash(sec1: &[u8], prehash: &[u8], sig: &[u8]) -> bool {
+                let Ok(key) = VerifyingKey::from_sec1_bytes(sec1) else {
+                    return false;
+                };
+                let Ok(sig) = Signature::from_slice(sig) else {
+                    return false;
+                };
+                key.verify_prehash(prehash, &sig).is_ok()
+            }
+
+            /// The curve's hash reduced to a scalar, as ECDSA uses it.
+            pub fn digest_scalar(msg: &[u8]) -> Vec<u8> {
+                let h = <$hash>::digest(msg);
+                let z = <Scalar as Reduce<_>>::reduce_bytes(&FieldBytes::clone_from_slice(&h));
+                z.to_repr().to_vec()
+            }
+
+            /// `(r, s)` with the given nonce `k`: `r = x(kG) mod n`, `s = (z + r d) / k`.
+            pub fn sign_with_nonce(d: &[u8], k: &[u8], z: &[u8]) -> Vec<u8> {
+                let big_r = (ProjectivePoint::GENERATOR * scalar(k)).to_affine();
+                let r = <Scalar as Reduce<_>>::reduce_bytes(&big_r.x());
+                let s = (scalar(z) + r * scalar(d)) * scalar(k).invert().unwrap();
+                [r.to_repr().to_vec(), s.to_repr().to_vec()].concat()
+            }
+
+            /// A point with the given x coordinate, if x is on the curve.
+            pub fn lift_x(x: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+                let p: Option<AffinePoint> =
+                    AffinePoint::decompress(&FieldBytes::clone_from_slice(x), 0.into()).into();
+                coordinates(&ProjectivePoint::from(p?))
+            }
+
+            /// The key Q for which `(r, s)` over the scalar `z` makes `u1 G + u2 Q` the point
+            /// `(rx, ry)` (r must be its x reduced mod n for the signature to be valid):
+            /// `Q = (R - u1 G) / u2`.
+            pub fn key_for(
+                rx: &[u8],
+                ry: &[u8],
+                z: &[u8],
+                r: &[u8],
+                s: &[u8],
+            ) -> (Vec<u8>, Vec<u8>) {
+                let w = scalar(s).invert().unwrap();
+                let (u1, u2) = (scalar(z) * w, scalar(r) * w);
+                let big_r = ProjectivePoint::from(affine(rx, ry));
+                let q = (big_r - ProjectivePoint::GENERATOR * u1) * u2.invert().unwrap();
+                coordinates(&q).expect("not the identity")
+            }
+
+            /// `u1 G + u2 Q` is the identity for this key: `Q = -(z / r) G`.
+            pub fn key_summing_to_identity(z: &[u8], r: &[u8]) -> (Vec<u8>, Vec<u8>) {
+                let d = -(scalar(z) * scalar(r).invert().unwrap());
+                coordinates(&(ProjectivePoint::GENERATOR * d)).expect("z is not zero")
+            }
+
+            /// A uniformly random non-zero scalar.
+            pub fn random_scalar(rng: &mut super::StdRng) -> Vec<u8> {
+                Scalar::random(rng).to_repr().to_vec()
+            }
+
+            /// The uncompressed encoding of the public key the reference reads from SEC1 bytes.
+            pub fn canonical_sec1(bytes: &[u8]) -> Option<Vec<u8>> {
+                let key = VerifyingKey::from_sec1_bytes(bytes).ok()?;
+                Some(key.to_encoded_point(false).as_bytes().to_vec())
+            }
+        }
+    };
+}
+
+ec_reference!(ref_p256, p256, NistP256, sha2::Sha256);
+ec_reference!(ref_p384, p384, NistP384, sha2::Sha384);
+
+/// Dispatches to the reference module of an ECDSA algorithm's curve.
+macro_rules! with_ref {
+    ($alg:expr, |$m:ident| $body:expr) => {
+        match $alg {
+            Algorithm::ES256 => {
+                use $crate::common::ref_p256 as $m;
+                $body
+            }
+            _ => {
+                use $crate::common::ref_p384 as $m;
+                $body
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use with_ref;
+
+/// Field (and scalar) length in bytes of an ECDSA algorithm's curve.
+pub fn ec_len(alg: Algorithm) -> usize {
+    with_ref!(alg, |m| m::LEN)
+}
+
+/// The field prime of an ECDSA algorithm's curve.
+pub fn ec_prime(alg: Algorithm) -> BigUint {
+    let one = BigUint::from(1u8);
+    match alg {
+        Algorithm::ES256 => (&one << 256) - (&one << 224) + (&one << 192) + (&one << 96) - 1u8,
+        _ => (&one << 384) - (&one << 128) - (&one << 96) + (&one << 32) - 1u8,
+    }
+}
+
+/// The group order of an ECDSA algorithm's curve.
+pub fn ec_order(alg: Algorithm) -> BigUint {
+    BigUint::from_bytes_be(&with_ref!(alg, |m| m::order()))
+}
+
+/// Base64url without padding.
+pub fn b64url_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let v = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(v >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An ECDSA key pair with its jsonwebtoken forms.
+pub struct EcTestKey {
+    pub name: String,
+    pub alg: Algorithm,
+    /// The private scalar, big-endian, field length.
+    pub d: Vec<u8>,
+    pub x: Vec<u8>,
+    pub y: Vec<u8>,
+    /// The same public key as a JWK, as JWK components, and as SEC1 points (uncompressed,
+    /// compressed, and the sec1 crate's compact form where it denotes this point).
+    pub decoding: Vec<(&'static str, DecodingKey)>,
+}
+
+impl EcTestKey {
+    /// The key with private scalar `d` (big-endian, field length, in `[1, n)`).
+    pub fn from_scalar(name: impl Into<String>, alg: Algorithm, d: &[u8]) -> Self {
+        let (x, y) = with_ref!(alg, |m| m::public(d));
+        let crv = if alg == Algorithm::ES256 {
+            "P-256"
+        } else {
+            "P-384"
+        };
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "EC", "crv": crv, "x": b64url_encode(&x), "y": b64url_encode(&y)
+        }))
+        .expect("valid JWK");
+        let mut decoding = vec![
+            ("jwk", DecodingKey::from_jwk(&jwk).expect("EC JWK")),
+            (
+                "components",
+                DecodingKey::from_ec_components(&b64url_encode(&x), &b64url_encode(&y))
+                    .expect("base64"),
+            ),
+            ("sec1", DecodingKey::from_ec_der(&sec1_uncompressed(&x, &y))),
+            (
+                "compressed",
+                DecodingKey::from_ec_der(&sec1_compressed(&x, &y)),
+            ),
+        ];
+        let y_big = BigUint::from_bytes_be(&y);
+        if y_big <= ec_prime(alg) - &y_big {
+            let mut compact = vec![5u8];
+            compact.extend_from_slice(&x);
+            decoding.push(("compact", DecodingKey::from_ec_der(&compact)));
+        }
+        EcTestKey {
+            name: name.into(),
+            alg,
+            d: d.to_vec(),
+            x,
+            y,
+            decoding,
+        }
+    }
+
+    /// The key in a PKCS#8 DER private key (the checked-in fixtures).
+    pub fn from_pkcs8(name: impl Into<String>, alg: Algorithm, der: &[u8]) -> Self {
+        let d = match alg {
+            Algorithm::ES256 => {
+                use p256::pkcs8::DecodePrivateKey;
+                p256::SecretKey::from_pkcs8_der(der)
+                    .expect("P-256 key")
+                    .to_bytes()
+                    .to_vec()
+            }
+            _ => {
+                use p384::pkcs8::DecodePrivateKey;
+                p384::SecretKey::from_pkcs8_der(der)
+                    .expect("P-384 key")
+                    .to_bytes()
+                    .to_vec()
+            }
+        };
+        Self::from_scalar(name, alg, &d)
+    }
+
+    /// A random key.
+    pub fn random(name: impl Into<String>, alg: Algorithm, rng: &mut StdRng) -> Self {
+        let d = with_ref!(alg, |m| m::random_scalar(rng));
+        Self::from_scalar(name, alg, &d)
+    }
+
+    /// The JWK-components decoding key.
+    pub fn jwk(&self) -> &DecodingKey {
+        &self.decoding[0].1
+    }
+
+    /// `04 || x || y`.
+    pub fn sec1(&self) -> Vec<u8> {
+        sec1_uncompressed(&self.x, &self.y)
+    }
+
+    /// Raw `r || s` over `msg`, as rust_crypto signs.
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        with_ref!(self.alg, |m| m::sign(&self.d, msg))
+    }
+}
+
+/// `04 || x || y`.
+pub fn sec1_uncompressed(x: &[u8], y: &[u8]) -> Vec<u8> {
+    [&[4u8][..], x, y].concat()
+}
+
+/// `02 || x` or `03 || x` after y's parity.
+pub fn sec1_compressed(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let tag = 2 + (y.last().copied().unwrap_or(0) & 1);
+    [&[tag][..], x].concat()
+}
+
+/// A big-endian number as exactly `len` bytes.
+pub fn be_bytes(v: &BigUint, len: usize) -> Vec<u8> {
+    left_pad(&v.to_bytes_be(), len)
+}

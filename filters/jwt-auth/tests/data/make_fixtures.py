@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerates the test fixtures in this directory: keys made by openssl, and JWTs signed by
-openssl independently of the Rust crates under test. Needs openssl 3 and python3-cryptography
-(for the 2049-bit key, which openssl cannot generate directly).
+"""Regenerates the test fixtures in this directory: keys made by openssl, and JWTs (RSA and
+ECDSA) signed by openssl independently of the Rust crates under test. Needs openssl 3 and
+python3-cryptography (for the 2049-bit key, which openssl cannot generate directly).
 
     python3 make_fixtures.py [output-dir]      # default: this directory
 
@@ -103,6 +103,46 @@ def digest_info(oid, with_null):
     return build
 
 
+EC = {'p256': ('ES256', 'sha256', 32, 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551),
+      'p384': ('ES384', 'sha384', 48, int('ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973', 16))}
+
+
+def der_signature(der):
+    """(r, s) from a DER ECDSA-Sig-Value (short lengths only, as P-256/P-384 produce)."""
+    def integer(b, i):
+        assert b[i] == 0x02
+        n = b[i + 1]
+        return int.from_bytes(b[i + 2:i + 2 + n], 'big'), i + 2 + n
+    assert der[0] == 0x30
+    i = 3 if der[1] == 0x81 else 2
+    r, i = integer(der, i)
+    s, _ = integer(der, i)
+    return r, s
+
+
+def ec_tokens():
+    """ES256/ES384 tokens signed by openssl with the p256/p384 keys: the JOSE raw r || s form
+    (accepted), the same with s replaced by n - s (accepted: rust_crypto does not require low S),
+    and openssl's DER signature used as is (refused: JOSE wants raw r || s)."""
+    out = []
+    for name, (alg, hash_name, size, n) in EC.items():
+        key = os.path.join(OUT, name + '.der')
+        for i in range(3):
+            header = b64(json.dumps({'alg': alg, 'typ': 'JWT', 'kid': name}, separators=(',', ':')).encode())
+            payload = b64(json.dumps({'sub': 'kat', 'n': i, 'iat': 1700000000}, separators=(',', ':')).encode())
+            signing_input = (header + '.' + payload).encode()
+            der = run('openssl', 'dgst', '-' + hash_name, '-keyform', 'DER', '-sign', key, data=signing_input)
+            r, s = der_signature(der)
+            raw = r.to_bytes(size, 'big') + s.to_bytes(size, 'big')
+            high = r.to_bytes(size, 'big') + (n - s).to_bytes(size, 'big')
+            out.append(f'{name} {alg} accept {header}.{payload}.{b64(raw)}')
+            out.append(f'{name} {alg} accept {header}.{payload}.{b64(high)}')
+            out.append(f'{name} {alg} reject {header}.{payload}.{b64(der)}')
+    with open(os.path.join(OUT, 'openssl_ec_tokens.txt'), 'w') as f:
+        f.write('# key algorithm expected token; made by openssl 3.0 (independent of the p256/p384 crates)\n')
+        f.write('\n'.join(out) + '\n')
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for bits in (2048, 4096, 8192):
@@ -127,6 +167,7 @@ def main():
     token('2048', 'RS256', 'reject', 'digestinfo without NULL', raw_pkcs1('2048', digest_info(OID256, False)))
     token('2048', 'RS256', 'reject', 'digestinfo with sha384 oid', raw_pkcs1('2048', digest_info(OID384, True)))
     token('2048', 'RS256', 'reject', 'bare hash', raw_pkcs1('2048', lambda data: hashlib.sha256(data).digest()))
+    ec_tokens()
     with open(os.path.join(OUT, 'openssl_tokens.txt'), 'w') as f:
         f.write('# key-bits algorithm expected token; made by openssl 3.0 (independent of the rsa crate)\n')
         f.write('\n'.join(lines) + '\n')
