@@ -243,6 +243,52 @@ pub fn report(title: &str, measurements: &[Measurement], baseline: &str) -> Stri
     out
 }
 
+/// A module like [`noop_module`] whose request-headers callback makes `count` calls of one
+/// hostcall, to measure what a hostcall costs in Envoy: `get` (a header read, which also calls
+/// the module's allocator), `metric` (a counter increment) or `pairs` (all request headers).
+pub fn hostcall_module(call: &str, count: usize) -> Vec<u8> {
+    let one = match call {
+        "get" => "(drop (call $get (i32.const 0) (i32.const 16) (i32.const 10) (i32.const 64) (i32.const 68)))",
+        "metric" => "(drop (call $increment (global.get $metric) (i64.const 1)))",
+        _ => "(drop (call $pairs (i32.const 0) (i32.const 64) (i32.const 68)))",
+    };
+    let wat = format!(
+        r#"(module
+        (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
+        (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_increment_metric" (func $increment (param i32 i64) (result i32)))
+        (memory (export "memory") 2)
+        (data (i32.const 16) "user-agent")
+        (data (i32.const 32) "bench_calls")
+        (global $metric (mut i32) (i32.const 0))
+        (func (export "proxy_abi_version_0_2_1"))
+        ;; A bump allocator reset by every request: results are never kept.
+        (global $next (mut i32) (i32.const 4096))
+        (func (export "malloc") (param $size i32) (result i32)
+            (local $at i32)
+            (local.set $at (global.get $next))
+            (global.set $next (i32.add (global.get $next) (local.get $size)))
+            (local.get $at))
+        (func (export "proxy_on_context_create") (param i32 i32))
+        (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+        (func (export "proxy_on_configure") (param i32 i32) (result i32)
+            (drop (call $define (i32.const 0) (i32.const 32) (i32.const 11) (i32.const 80)))
+            (global.set $metric (i32.load (i32.const 80)))
+            (i32.const 1))
+        (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+            (global.set $next (i32.const 4096))
+            {calls}
+            (i32.const 0))
+        (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+        (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+        (func (export "proxy_on_log") (param i32))
+        (func (export "proxy_on_delete") (param i32)))"#,
+        calls = one.repeat(count)
+    );
+    wat::parse_str(wat).expect("the hostcall module is valid WAT")
+}
+
 /// A module that exports the proxy-wasm callbacks and does nothing: the ABI floor.
 pub fn noop_module() -> Vec<u8> {
     let wat = r#"(module

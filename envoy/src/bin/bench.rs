@@ -1,7 +1,10 @@
 //! `make bench`: each filter against the empty wasm floor and its native Envoy twin, in one Envoy
 //! per suite, under the same wrk load. Prints markdown and writes target/bench/results.md.
 
-use envoy_harness::bench::{measure, noop_module, report, Load, Variant};
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
+mod tokens;
+
+use envoy_harness::bench::{hostcall_module, measure, noop_module, report, Load, Variant};
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -46,6 +49,94 @@ fn header_rewrite_suite(noop: &Path) -> (String, Vec<Variant>, String) {
     )
 }
 
+/// RS256 tokens: one reused on every request (cache hits), and many that are never repeated
+/// within a cache's size (every request a signature check), served by a wrk Lua script.
+fn jwt_suite(noop: &Path, out_dir: &Path) -> (String, Vec<Variant>, String) {
+    use jsonwebtoken::Algorithm;
+    let now = tokens::seconds(std::time::SystemTime::now());
+    let config = json!({
+        "providers": {"main": {
+            "issuer": "https://issuer.example", "audiences": ["api"],
+            "local_jwks": {"inline_string": tokens::jwks().to_string()},
+            "jwt_cache_config": {"jwt_cache_size": 100}
+        }},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "main"}}]
+    });
+    let unique: Vec<String> = (0..2000)
+        .map(|n| tokens::token(Algorithm::RS256, &json!({"iss": "https://issuer.example", "aud": "api", "exp": now + 7200, "jti": n.to_string()})))
+        .collect();
+    let list = out_dir.join("unique-tokens.txt");
+    let _ = std::fs::write(&list, unique.join("\n"));
+    let script = format!(
+        "local tokens = {{}}\nfor line in io.lines(\"{}\") do tokens[#tokens + 1] = line end\nlocal n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, nil, {{[\"authorization\"] = \"Bearer \" .. tokens[(n % #tokens) + 1]}})\nend\n",
+        list.display()
+    );
+    let repeated = format!(
+        "Bearer {}",
+        tokens::token(
+            Algorithm::RS256,
+            &json!({"iss": "https://issuer.example", "aud": "api", "exp": now + 7200})
+        )
+    );
+    let ours = wasm_filter("jwt_auth", &filter_wasm("jwt_auth"), &config);
+    let native = native_filter(
+        "jwt_authn",
+        "jwt_authn.v3.JwtAuthentication",
+        config.clone(),
+    );
+    let unique_variant = |name: &str, filter: Value| {
+        let mut variant = Variant::new(name, vec![filter]);
+        variant.script = Some(script.clone());
+        variant
+    };
+    let variants = vec![
+        Variant::new("no filter", vec![]),
+        Variant::new(
+            "wasm no-op module",
+            vec![wasm_filter("noop", noop, &json!({}))],
+        ),
+        Variant::new("jwt_auth, repeated token", vec![ours.clone()])
+            .header("authorization", &repeated),
+        Variant::new(
+            "native jwt_authn + cache, repeated token",
+            vec![native.clone()],
+        )
+        .header("authorization", &repeated),
+        unique_variant("jwt_auth, unique RS256 tokens", ours),
+        unique_variant("native jwt_authn, unique RS256 tokens", native),
+    ];
+    (
+        "jwt-auth vs native jwt_authn (RS256, 2048-bit)".into(),
+        variants,
+        "no filter".into(),
+    )
+}
+
+/// What one hostcall costs: 20 calls in the request-headers callback, against the no-op module.
+fn hostcall_suite(noop: &Path, out_dir: &Path) -> (String, Vec<Variant>, String) {
+    let mut variants = vec![Variant::new(
+        "wasm no-op module",
+        vec![wasm_filter("noop", noop, &json!({}))],
+    )];
+    for call in ["get", "metric", "pairs"] {
+        let path = out_dir.join(format!("hostcall-{call}.wasm"));
+        let _ = std::fs::write(&path, hostcall_module(call, 20));
+        variants.push(Variant::new(
+            &format!("20 x {call}"),
+            vec![wasm_filter(&format!("hostcall_{call}"), &path, &json!({}))],
+        ));
+    }
+    let variants = variants
+        .into_iter()
+        .map(|v| v.header("user-agent", "wrk"))
+        .collect();
+    (
+        "hostcall cost (20 calls per request)".into(),
+        variants,
+        "wasm no-op module".into(),
+    )
+}
+
 fn main() -> ExitCode {
     let root = envoy_harness::process::workspace_root();
     let out_dir = root.join("target").join("bench");
@@ -59,7 +150,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let suites = [header_rewrite_suite(&noop)];
+    let suites = [
+        hostcall_suite(&noop, &out_dir),
+        header_rewrite_suite(&noop),
+        jwt_suite(&noop, &out_dir),
+    ];
     let load = Load::default();
     let mut results =
         String::from("## Envoy benchmarks (one worker, wrk -t1 -c16, direct_response route)\n\n");

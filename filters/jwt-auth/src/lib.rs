@@ -1,4 +1,13 @@
-//! JWT authentication filter; for now the fast RSA signature verifier it will use.
-#![warn(missing_docs)]
+//! jwt-auth: JWT authentication configured like Envoy's native `jwt_authn`, with local or remote
+//! key sets, a verified-token cache and a fast RSA verifier. See README.md.
 
+pub mod config;
 pub mod crypto;
+pub mod extract;
+pub mod filter;
+pub mod jwks;
+pub mod jwt;
+pub mod verify;
+
+#[cfg(feature = "export")]
+sdk_ext::export_filter!(filter::JwtAuthRoot);

@@ -1,5 +1,5 @@
-//! The provider as a whole: delegation of everything but RSA verification, key-family errors,
-//! `prepare_key`, concurrent use, and `jsonwebtoken::decode` with the provider installed.
+//! The provider as a whole: delegation of everything but RSA and ECDSA verification, key-family
+//! errors, `prepare_key`, concurrent use, and `jsonwebtoken::decode` with the provider installed.
 
 mod common;
 

@@ -1,0 +1,335 @@
+//! Requirement evaluation: which tokens a rule needs, checked in Envoy's order (issuer, time,
+//! audience, subject, lifetime, then signature), with a bounded cache of verified tokens.
+
+use crate::config::{Config, Location, Requirement};
+use crate::extract::{RequestInfo, Token};
+use crate::jwks::KeySet;
+use crate::jwt::{audience_allowed, Jwt, JwtError};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The keys of a provider at the moment of a check.
+#[derive(Debug, Clone)]
+pub enum KeyState {
+    /// Usable keys.
+    Ready(Rc<KeySet>),
+    /// A remote JWKS is not loaded yet: the request must wait.
+    Loading,
+    /// The remote JWKS could not be fetched.
+    Failed,
+}
+
+/// A token that passed, with what its provider does with good tokens.
+#[derive(Debug, Clone)]
+pub struct Good {
+    /// Provider index.
+    pub provider: usize,
+    /// The token and its location.
+    pub token: Token,
+    /// The parsed token.
+    pub jwt: Rc<Jwt>,
+}
+
+/// The result of evaluating a requirement.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Finished: allowed (with the good tokens) or refused.
+    Done(Result<(), JwtError>, Vec<Good>),
+    /// Provider `usize` has no keys yet; evaluate again once it has.
+    NeedKeys(usize),
+}
+
+/// Verified tokens, bounded, first in first out. Keyed by the whole token; each entry says
+/// which providers verified it, so a hit skips parsing and the signature but not the claims.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: HashMap<Rc<str>, (Rc<Jwt>, u64)>,
+    order: VecDeque<Rc<str>>,
+    capacity: usize,
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens.
+    pub fn new(capacity: usize) -> TokenCache {
+        TokenCache {
+            entries: HashMap::with_capacity(capacity.min(1024)),
+            order: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<(Rc<Jwt>, u64)> {
+        self.entries.get(token).cloned()
+    }
+
+    fn remove(&mut self, token: &str) {
+        if self.entries.remove(token).is_some() {
+            self.order.retain(|key| &**key != token);
+        }
+    }
+
+    fn insert(&mut self, token: &str, jwt: Rc<Jwt>, provider: usize) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Some((_, mask)) = self.entries.get_mut(token) {
+            *mask |= 1 << provider;
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.entries.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        let key: Rc<str> = Rc::from(token);
+        self.order.push_back(key.clone());
+        self.entries.insert(key, (jwt, 1 << provider));
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Counts of cache use during one evaluation, for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CacheUse {
+    /// Tokens whose signature check was skipped.
+    pub hits: u64,
+    /// Tokens checked in full.
+    pub misses: u64,
+}
+
+/// Everything one evaluation reads.
+pub struct Evaluation<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// The request's tokens and realm.
+    pub info: &'a RequestInfo,
+    /// Host time in seconds.
+    pub now: u64,
+    /// The keys of each provider.
+    pub keys: &'a dyn Fn(usize) -> KeyState,
+    /// The verified-token cache.
+    pub cache: &'a mut TokenCache,
+    /// Cache use so far.
+    pub cache_use: CacheUse,
+}
+
+type Step = Result<Result<(), JwtError>, usize>;
+
+impl Evaluation<'_> {
+    /// Evaluates `requirement`.
+    pub fn run(&mut self, requirement: &Requirement) -> Outcome {
+        let mut good = Vec::new();
+        match self.requirement(requirement, &mut good) {
+            Ok(result) => Outcome::Done(result, good),
+            Err(provider) => Outcome::NeedKeys(provider),
+        }
+    }
+
+    fn requirement(&mut self, requirement: &Requirement, good: &mut Vec<Good>) -> Step {
+        match requirement {
+            Requirement::AllowAll => Ok(Ok(())),
+            Requirement::Provider(provider, audiences) => {
+                self.provider(*provider, audiences.as_deref(), good)
+            }
+            Requirement::All(children) => {
+                for child in children {
+                    if let Err(error) = self.requirement(child, good)? {
+                        return Ok(Err(error));
+                    }
+                }
+                Ok(Ok(()))
+            }
+            Requirement::Any {
+                children,
+                allow_missing,
+                allow_failed,
+            } => {
+                // Envoy reports the last real failure; an unknown issuer only beats a missing token.
+                let mut status = JwtError::Missing;
+                for child in children {
+                    let mut child_good = Vec::new();
+                    match self.requirement(child, &mut child_good)? {
+                        Ok(()) => {
+                            good.extend(child_good);
+                            return Ok(Ok(()));
+                        }
+                        Err(JwtError::Missing) => {}
+                        Err(JwtError::UnknownIssuer) if status == JwtError::Missing => {
+                            status = JwtError::UnknownIssuer
+                        }
+                        Err(JwtError::UnknownIssuer) => {}
+                        Err(error) => status = error,
+                    }
+                }
+                Ok(
+                    if *allow_failed || (*allow_missing && status == JwtError::Missing) {
+                        Ok(())
+                    } else {
+                        Err(status)
+                    },
+                )
+            }
+            Requirement::AllowMissing => self.provider_less(good, false),
+            Requirement::AllowMissingOrFailed => self.provider_less(good, true),
+        }
+    }
+
+    /// Every token of the provider must pass, the last found checked first.
+    fn provider(
+        &mut self,
+        provider: usize,
+        audiences: Option<&[String]>,
+        good: &mut Vec<Good>,
+    ) -> Step {
+        let tokens = self.info.tokens(&self.config.providers[provider].locations);
+        if tokens.is_empty() {
+            return Ok(Err(JwtError::Missing));
+        }
+        for token in tokens.into_iter().rev() {
+            match self.token(provider, &token, audiences)? {
+                Ok(jwt) => good.push(Good {
+                    provider,
+                    token,
+                    jwt,
+                }),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// `allow_missing` and `allow_missing_or_failed`: tokens from every provider's locations,
+    /// each checked by the provider its `iss` names. With `allow_missing` the result is the
+    /// last token's, as in Envoy; with `allow_missing_or_failed` it is always a pass.
+    fn provider_less(&mut self, good: &mut Vec<Good>, allow_failed: bool) -> Step {
+        let mut locations: Vec<Location> = Vec::new();
+        for provider in &self.config.providers {
+            for location in &provider.locations {
+                if !locations.contains(location) {
+                    locations.push(location.clone());
+                }
+            }
+        }
+        let mut result = Ok(());
+        for token in self.info.tokens(&locations).into_iter().rev() {
+            let checked = match self
+                .parsed(&token.value)
+                .and_then(|jwt| self.provider_for(&jwt.iss))
+            {
+                Ok(provider) => self
+                    .token(provider, &token, None)?
+                    .map(|jwt| (provider, jwt)),
+                Err(error) => Err(error),
+            };
+            result = match checked {
+                Ok((provider, jwt)) => {
+                    good.push(Good {
+                        provider,
+                        token,
+                        jwt,
+                    });
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            };
+        }
+        Ok(if allow_failed { Ok(()) } else { result })
+    }
+
+    fn provider_for(&self, issuer: &str) -> Result<usize, JwtError> {
+        let providers = &self.config.providers;
+        providers
+            .iter()
+            .position(|provider| provider.issuer == issuer)
+            .or_else(|| {
+                (!issuer.is_empty())
+                    .then(|| {
+                        providers
+                            .iter()
+                            .position(|provider| provider.issuer.is_empty())
+                    })
+                    .flatten()
+            })
+            .ok_or(JwtError::UnknownIssuer)
+    }
+
+    fn parsed(&self, token: &str) -> Result<Rc<Jwt>, JwtError> {
+        match self.cache.get(token) {
+            Some((jwt, _)) => Ok(jwt),
+            None => Jwt::parse(token).map(Rc::new),
+        }
+    }
+
+    /// One token against one provider.
+    fn token(
+        &mut self,
+        index: usize,
+        token: &Token,
+        audiences: Option<&[String]>,
+    ) -> Result<Result<Rc<Jwt>, JwtError>, usize> {
+        let provider = &self.config.providers[index];
+        let cached = self.cache.get(&token.value);
+        let jwt = match &cached {
+            Some((jwt, _)) => jwt.clone(),
+            None => match Jwt::parse(&token.value) {
+                Ok(jwt) => Rc::new(jwt),
+                Err(error) => return Ok(Err(error)),
+            },
+        };
+        if !provider.issuer.is_empty() && provider.issuer != jwt.iss {
+            return Ok(Err(JwtError::UnknownIssuer));
+        }
+        if let Err(error) = jwt.check_time(self.now, provider.clock_skew) {
+            if cached.is_some() && error == JwtError::Expired {
+                self.cache.remove(&token.value);
+            }
+            return Ok(Err(error));
+        }
+        if !audience_allowed(audiences.unwrap_or(&provider.audiences), &jwt.audiences) {
+            return Ok(Err(JwtError::AudienceNotAllowed));
+        }
+        if provider
+            .subjects
+            .as_ref()
+            .is_some_and(|subjects| !subjects.matches(jwt.sub.as_bytes()))
+        {
+            return Ok(Err(JwtError::VerificationFail));
+        }
+        if let Some(max) = provider.max_lifetime {
+            let remaining = jwt.exp.checked_sub(self.now).map(Duration::from_secs);
+            if jwt.exp == 0 || remaining.is_some_and(|remaining| remaining >= max) {
+                return Ok(Err(JwtError::VerificationFail));
+            }
+        }
+        if cached.is_some_and(|(_, mask)| mask & (1 << index) != 0) {
+            self.cache_use.hits += 1;
+            return Ok(Ok(jwt));
+        }
+        self.cache_use.misses += 1;
+        let keys = match (self.keys)(index) {
+            KeyState::Ready(keys) => keys,
+            KeyState::Loading => return Err(index),
+            KeyState::Failed => return Ok(Err(JwtError::JwksFetchFail)),
+        };
+        if let Err(error) = keys.verify(&jwt) {
+            return Ok(Err(error));
+        }
+        if token.value.len() <= provider.cache_max_token {
+            self.cache.insert(&token.value, jwt.clone(), index);
+        }
+        Ok(Ok(jwt))
+    }
+}
