@@ -49,6 +49,71 @@ fn header_rewrite_suite(noop: &Path) -> (String, Vec<Variant>, String) {
     )
 }
 
+/// A load that is never limited (a bucket far larger than the run), so every request pays the
+/// full check: clock, shared-data read and CAS write, counters. The empty Rust filter
+/// (header_rewrite with no mutations) shows what the SDK itself costs above the no-op module.
+fn rate_limit_suite(noop: &Path) -> (String, Vec<Variant>, String) {
+    let percent = json!({"default_value": {"numerator": 100, "denominator": "HUNDRED"}});
+    let bucket = json!({"max_tokens": 4_000_000_000u32, "tokens_per_fill": 4_000_000_000u32, "fill_interval": "1s"});
+    let default_bucket = json!({
+        "stat_prefix": "bench",
+        "token_bucket": bucket,
+        "filter_enabled": percent,
+        "filter_enforced": percent,
+    });
+    let mut with_headers = default_bucket.clone();
+    with_headers["enable_x_ratelimit_headers"] = json!("DRAFT_VERSION_03");
+    let mut per_client = with_headers.clone();
+    per_client["rate_limits"] = json!([{"actions": [{"remote_address": {}}]}]);
+    per_client["descriptors"] =
+        json!([{"entries": [{"key": "remote_address", "value": ""}], "token_bucket": bucket}]);
+    let wasm = |config: &Value| wasm_filter("rate_limit", &filter_wasm("rate_limit"), config);
+    let native = |config: &Value| {
+        native_filter(
+            "envoy.filters.http.local_ratelimit",
+            "local_ratelimit.v3.LocalRateLimit",
+            config.clone(),
+        )
+    };
+    let variants = vec![
+        Variant::new("no filter", vec![]),
+        Variant::new(
+            "wasm no-op module",
+            vec![wasm_filter("noop", noop, &json!({}))],
+        ),
+        Variant::new(
+            "empty Rust filter (header_rewrite, no mutations)",
+            vec![wasm_filter(
+                "header_rewrite",
+                &filter_wasm("header_rewrite"),
+                &json!({}),
+            )],
+        ),
+        Variant::new("rate_limit, default bucket", vec![wasm(&default_bucket)]),
+        Variant::new(
+            "native local_ratelimit, default bucket",
+            vec![native(&default_bucket)],
+        ),
+        Variant::new(
+            "rate_limit, default bucket + x-ratelimit headers",
+            vec![wasm(&with_headers)],
+        ),
+        Variant::new(
+            "native local_ratelimit, default bucket + x-ratelimit headers",
+            vec![native(&with_headers)],
+        ),
+        Variant::new(
+            "rate_limit, default + per-client bucket + headers",
+            vec![wasm(&per_client)],
+        ),
+    ];
+    (
+        "rate-limit vs native local_ratelimit (never limited)".into(),
+        variants,
+        "wasm no-op module".into(),
+    )
+}
+
 /// RS256 tokens: one reused on every request (cache hits), and many that are never repeated
 /// within a cache's size (every request a signature check), served by a wrk Lua script.
 fn jwt_suite(noop: &Path, out_dir: &Path) -> (String, Vec<Variant>, String) {
@@ -154,6 +219,7 @@ fn main() -> ExitCode {
         hostcall_suite(&noop, &out_dir),
         header_rewrite_suite(&noop),
         jwt_suite(&noop, &out_dir),
+        rate_limit_suite(&noop),
     ];
     let load = Load::default();
     let mut results =
