@@ -26,7 +26,7 @@ FILTER_LIBS := $(subst -,_,$(FILTERS))
 RAW_WASM_DIR := target/$(WASM_TARGET)/release
 FILTER_WASM_DIR := $(ROOT)/target/filters
 # Modules that exist only to test test-host and Envoy against each other.
-TEST_MODULES := proxy-wasm-probe
+TEST_MODULES := proxy-wasm-probe sdk-ext-callout-probe
 TEST_MODULE_LIBS := $(subst -,_,$(TEST_MODULES))
 TEST_MODULE_DIR := $(ROOT)/target/test-modules
 PORT ?= 10000

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 use test_host::{HttpResponse, TestHost};
 
 fn probe_wasm() -> PathBuf {
-    let dir = std::env::var_os("TEST_MODULE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| envoy_harness::process::workspace_root().join("target/test-modules"));
-    dir.join("proxy_wasm_probe.wasm")
+    test_host::test_module("proxy_wasm_probe")
 }
 
 /// Probe log lines from Envoy's log: `... wasm log probe probe: {json}`.

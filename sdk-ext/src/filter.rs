@@ -64,6 +64,18 @@ pub trait HttpFilter: 'static {
     }
     /// The stream is done; access-log time.
     fn on_log(&mut self) {}
+    /// A callout this request dispatched was answered (`num_headers` is 0 when it failed or timed
+    /// out). Envoy delivers it to the root context; proxy-wasm's dispatcher routes it here by
+    /// token. Hostcalls already act for this stream: resume it with
+    /// [`stream::resume_request`](crate::stream::resume_request) or send a local reply.
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+    }
 }
 
 /// Registers `F` as the module's root context. Called from `export_filter!` at VM start.
@@ -151,7 +163,18 @@ impl<F: RootFilter> RootContext for RootAdapter<F> {
 
 struct HttpAdapter<H: HttpFilter>(H);
 
-impl<H: HttpFilter> Context for HttpAdapter<H> {}
+impl<H: HttpFilter> Context for HttpAdapter<H> {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    ) {
+        self.0
+            .on_http_call_response(token, num_headers, body_size, num_trailers)
+    }
+}
 
 impl<H: HttpFilter> HttpContext for HttpAdapter<H> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

@@ -49,6 +49,20 @@ pub fn filter_wasm(name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.wasm"))
 }
 
+/// Where `make build` puts the modules that exist only for tests: `$TEST_MODULE_DIR/<name>.wasm`,
+/// by default `<workspace>/target/test-modules/<name>.wasm`.
+pub fn test_module(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("TEST_MODULE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+                .join("test-modules")
+        });
+    dir.join(format!("{name}.wasm"))
+}
+
 /// Reports what a module needs that this host lacks, without running it: its ABI version, or
 /// the imports it cannot satisfy.
 pub fn inspect(wasm: &[u8]) -> Result<(AbiVersion, Vec<String>)> {

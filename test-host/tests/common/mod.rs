@@ -7,12 +7,7 @@ use test_host::{Plugin, PluginBuilder, TestHost};
 
 /// The probe module as `make build` leaves it.
 pub fn probe_wasm() -> PathBuf {
-    let dir = std::env::var_os("TEST_MODULE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-modules")
-        });
-    dir.join("proxy_wasm_probe.wasm")
+    test_host::test_module("proxy_wasm_probe")
 }
 
 /// A probe plugin with `script` as its configuration.
