@@ -3,6 +3,7 @@
 
 use crate::abi;
 use crate::host::{check, get_bytes, Status};
+use crate::proto::{AppendAction, HeaderEdit};
 use crate::wire::{decode_pairs, Pairs};
 pub use proxy_wasm::types::MapType;
 
@@ -63,6 +64,18 @@ impl HeaderMap {
         check(unsafe {
             abi::proxy_remove_header_map_value(self.0 as u32, name.as_ptr(), name.len())
         })
+    }
+
+    /// Adds or replaces `name` as `action` says, as Envoy applies a `HeaderValueOption`:
+    /// `proxy_add_header_map_value` or `proxy_replace_header_map_value`, after
+    /// `proxy_get_header_map_value` when the action depends on the header being present.
+    pub fn apply(self, action: AppendAction, name: &str, value: &[u8]) -> Result<(), Status> {
+        let present = action.needs_presence() && self.contains(name)?;
+        match action.edit(present) {
+            Some(HeaderEdit::Add) => self.add(name, value),
+            Some(HeaderEdit::Replace) => self.set(name, value),
+            None => Ok(()),
+        }
     }
 
     /// Every entry in order (`proxy_get_header_map_pairs`), names and values as raw bytes.
@@ -148,6 +161,28 @@ impl Snapshot {
                     &self.raw[value_at as usize..(value_at + value_len) as usize],
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+
+    #[test]
+    fn apply_returns_host_failures_as_values() {
+        // Off wasm every hostcall fails: the failure comes back, whichever hostcall the action needs.
+        for action in [
+            AppendAction::AppendIfExistsOrAdd,
+            AppendAction::AddIfAbsent,
+            AppendAction::OverwriteIfExistsOrAdd,
+            AppendAction::OverwriteIfExists,
+        ] {
+            assert_eq!(
+                REQUEST_HEADERS.apply(action, "x-a", b"1"),
+                Err(Status::InternalFailure),
+                "{action:?}"
+            );
+        }
     }
 }
 

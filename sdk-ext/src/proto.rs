@@ -1,16 +1,60 @@
 //! Envoy's common proto3 types as they appear in JSON configuration, for filters whose config
-//! mirrors a native one: `google.protobuf.Duration` (`"1.5s"`), `type.v3.FractionalPercent` and
-//! `config.core.v3.RuntimeFractionalPercent`.
+//! mirrors a native one: `google.protobuf.Duration` (`"1.5s"`), `type.v3.FractionalPercent`,
+//! `config.core.v3.RuntimeFractionalPercent` and `config.core.v3.HeaderValueOption`, and
+//! [`deserialize_enum`] for proto enums given by name or number.
 //!
 //! ```json
 //! {"fill_interval": "0.5s",
-//!  "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "x"}}
+//!  "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "x"},
+//!  "response_headers_to_add": [{"header": {"key": "x-a", "value": "1"}, "append_action": "ADD_IF_ABSENT"}]}
 //! ```
 
+use crate::config::ConfigError;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
 use std::time::Duration;
+
+/// Deserializes a proto enum given by name (`"MILLION"`) or by number (`2`), as proto3 JSON
+/// allows. `names` lists the values in proto number order; `expecting` completes "invalid value:
+/// ..., expected" in the error.
+pub fn deserialize_enum<'de, D: Deserializer<'de>, T: Copy>(
+    deserializer: D,
+    names: &'static [(&'static str, T)],
+    expecting: &'static str,
+) -> Result<T, D::Error> {
+    struct EnumVisitor<T: 'static> {
+        names: &'static [(&'static str, T)],
+        expecting: &'static str,
+    }
+    impl<T: Copy> Visitor<'_> for EnumVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, name: &str) -> Result<T, E> {
+            self.names
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|&(_, value)| value)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
+        }
+        fn visit_u64<E: de::Error>(self, number: u64) -> Result<T, E> {
+            usize::try_from(number)
+                .ok()
+                .and_then(|index| self.names.get(index))
+                .map(|&(_, value)| value)
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
+        }
+        fn visit_i64<E: de::Error>(self, number: i64) -> Result<T, E> {
+            match u64::try_from(number) {
+                Ok(number) => self.visit_u64(number),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
+            }
+        }
+    }
+    deserializer.deserialize_any(EnumVisitor { names, expecting })
+}
 
 /// A `google.protobuf.Duration` in its JSON form: decimal seconds with an `s` suffix, up to nine
 /// fractional digits (`"1s"`, `"0.050s"`, `"3600s"`). Negative durations are rejected.
@@ -93,42 +137,17 @@ impl Denominator {
     }
 }
 
-const DENOMINATORS: &[(&str, Denominator)] = &[
-    ("HUNDRED", Denominator::Hundred),
-    ("TEN_THOUSAND", Denominator::TenThousand),
-    ("MILLION", Denominator::Million),
-];
-
 impl<'de> Deserialize<'de> for Denominator {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DenominatorVisitor;
-        impl Visitor<'_> for DenominatorVisitor {
-            type Value = Denominator;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("one of HUNDRED, TEN_THOUSAND, MILLION (or 0-2)")
-            }
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<Denominator, E> {
-                DENOMINATORS
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|&(_, denominator)| denominator)
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
-            }
-            fn visit_u64<E: de::Error>(self, number: u64) -> Result<Denominator, E> {
-                usize::try_from(number)
-                    .ok()
-                    .and_then(|index| DENOMINATORS.get(index))
-                    .map(|&(_, denominator)| denominator)
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
-            }
-            fn visit_i64<E: de::Error>(self, number: i64) -> Result<Denominator, E> {
-                match u64::try_from(number) {
-                    Ok(number) => self.visit_u64(number),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
-                }
-            }
-        }
-        deserializer.deserialize_any(DenominatorVisitor)
+        deserialize_enum(
+            deserializer,
+            &[
+                ("HUNDRED", Denominator::Hundred),
+                ("TEN_THOUSAND", Denominator::TenThousand),
+                ("MILLION", Denominator::Million),
+            ],
+            "one of HUNDRED, TEN_THOUSAND, MILLION (or 0-2)",
+        )
     }
 }
 
@@ -217,6 +236,111 @@ pub struct RuntimeFractionalPercent {
     pub runtime_key: Option<String>,
 }
 
+/// `config.core.v3.HeaderValueOption`: a header to add, and what to do when it exists. Each filter
+/// validates the name and reads the value its own way; [`HeaderValueOption::action`] resolves the
+/// action, and [`HeaderMap::apply`](crate::headers::HeaderMap::apply) performs it.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValueOption {
+    /// The header and its value.
+    pub header: HeaderValue,
+    /// What to do when the header exists. Default `APPEND_IF_EXISTS_OR_ADD`.
+    #[serde(default)]
+    pub append_action: Option<AppendAction>,
+    /// Deprecated in Envoy: `true` = `APPEND_IF_EXISTS_OR_ADD`, `false` = `OVERWRITE_IF_EXISTS_OR_ADD`.
+    #[serde(default)]
+    pub append: Option<bool>,
+    /// Add the header even when its value is empty. Default false.
+    #[serde(default)]
+    pub keep_empty_value: bool,
+}
+
+/// `config.core.v3.HeaderValue`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValue {
+    /// Header name; matched case-insensitively.
+    pub key: String,
+    /// The value in Envoy's header formatter syntax (`%COMMAND%`, `%%` for `%`); each filter
+    /// says which commands it evaluates.
+    #[serde(default)]
+    pub value: String,
+}
+
+impl HeaderValueOption {
+    /// The action in effect: `append_action`, else the deprecated `append`, else
+    /// `APPEND_IF_EXISTS_OR_ADD`. Setting both is an error at `append`.
+    pub fn action(&self) -> Result<AppendAction, ConfigError> {
+        match (self.append_action, self.append) {
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "append",
+                "both append and append_action are set; use append_action only",
+            )),
+            (Some(action), None) => Ok(action),
+            (None, Some(true)) | (None, None) => Ok(AppendAction::AppendIfExistsOrAdd),
+            (None, Some(false)) => Ok(AppendAction::OverwriteIfExistsOrAdd),
+        }
+    }
+}
+
+/// `HeaderValueOption.HeaderAppendAction`, by name or by its proto number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendAction {
+    /// Add another entry if the header exists, else add it.
+    #[default]
+    AppendIfExistsOrAdd,
+    /// Add only when the header is absent.
+    AddIfAbsent,
+    /// Replace all entries if present, else add.
+    OverwriteIfExistsOrAdd,
+    /// Replace all entries only when present.
+    OverwriteIfExists,
+}
+
+/// The change an [`AppendAction`] makes to a header map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// Add one more entry, keeping existing ones.
+    Add,
+    /// Replace every entry with the one value.
+    Replace,
+}
+
+impl AppendAction {
+    /// Whether the action's edit depends on the header being present already.
+    pub fn needs_presence(self) -> bool {
+        matches!(
+            self,
+            AppendAction::AddIfAbsent | AppendAction::OverwriteIfExists
+        )
+    }
+
+    /// The edit the action makes when the header is `present` or not; `None` leaves the map as is.
+    pub fn edit(self, present: bool) -> Option<HeaderEdit> {
+        match self {
+            AppendAction::AppendIfExistsOrAdd => Some(HeaderEdit::Add),
+            AppendAction::AddIfAbsent => (!present).then_some(HeaderEdit::Add),
+            AppendAction::OverwriteIfExistsOrAdd => Some(HeaderEdit::Replace),
+            AppendAction::OverwriteIfExists => present.then_some(HeaderEdit::Replace),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AppendAction {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_enum(
+            deserializer,
+            &[
+                ("APPEND_IF_EXISTS_OR_ADD", AppendAction::AppendIfExistsOrAdd),
+                ("ADD_IF_ABSENT", AppendAction::AddIfAbsent),
+                ("OVERWRITE_IF_EXISTS_OR_ADD", AppendAction::OverwriteIfExistsOrAdd),
+                ("OVERWRITE_IF_EXISTS", AppendAction::OverwriteIfExists),
+            ],
+            "one of APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD, OVERWRITE_IF_EXISTS (or 0-3)",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +416,106 @@ mod tests {
         let hits = (0..1000u64).filter(|&r| quarter.sample(r)).count();
         assert_eq!(hits, 250);
         assert!(quarter.sample(124) && !quarter.sample(125));
+    }
+
+    #[test]
+    fn enums_deserialize_by_name_or_number() {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum Color {
+            Red,
+            Blue,
+        }
+        let parse = |json: &str| {
+            let mut deserializer = serde_json::Deserializer::from_str(json);
+            deserialize_enum(
+                &mut deserializer,
+                &[("RED", Color::Red), ("BLUE", Color::Blue)],
+                "RED or BLUE (or 0-1)",
+            )
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse(r#""BLUE""#), Ok(Color::Blue));
+        assert_eq!(parse("0"), Ok(Color::Red));
+        assert_eq!(parse("1"), Ok(Color::Blue));
+        for bad in [r#""blue""#, "2", "-1", "1.0", "null", "[]"] {
+            let error = parse(bad).unwrap_err();
+            assert!(
+                error.contains("RED or BLUE (or 0-1)") || error.contains("invalid type"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(parse(r#""GREEN""#)
+            .unwrap_err()
+            .starts_with("invalid value: string \"GREEN\", expected RED or BLUE (or 0-1)"));
+    }
+
+    #[test]
+    fn header_value_options_resolve_their_action() {
+        let option = |json: &str| serde_json::from_str::<HeaderValueOption>(json);
+        let action = |json: &str| option(json).unwrap().action();
+        let header = r#""header": {"key": "x-a", "value": "1"}"#;
+        assert_eq!(
+            action(&format!("{{{header}}}")),
+            Ok(AppendAction::AppendIfExistsOrAdd)
+        );
+        assert_eq!(
+            action(&format!(
+                r#"{{{header}, "append_action": "ADD_IF_ABSENT"}}"#
+            )),
+            Ok(AppendAction::AddIfAbsent)
+        );
+        assert_eq!(
+            action(&format!(r#"{{{header}, "append_action": 3}}"#)),
+            Ok(AppendAction::OverwriteIfExists)
+        );
+        assert_eq!(
+            action(&format!(r#"{{{header}, "append": false}}"#)),
+            Ok(AppendAction::OverwriteIfExistsOrAdd)
+        );
+        assert_eq!(
+            action(&format!(r#"{{{header}, "append": true}}"#)),
+            Ok(AppendAction::AppendIfExistsOrAdd)
+        );
+        let both = action(&format!(
+            r#"{{{header}, "append": true, "append_action": "ADD_IF_ABSENT"}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(both.path, "append");
+        assert!(both.reason.contains("both append and append_action"));
+        let parsed = option(r#"{"header": {"key": "x"}, "keep_empty_value": true}"#).unwrap();
+        assert_eq!(
+            (parsed.header.value.as_str(), parsed.keep_empty_value),
+            ("", true)
+        );
+        assert!(option(r#"{"header": {"key": "x", "raw_value": "eA=="}}"#).is_err());
+        assert!(option(&format!(r#"{{{header}, "append_action": 4}}"#)).is_err());
+    }
+
+    #[test]
+    fn append_actions_edit_as_envoy() {
+        use AppendAction::*;
+        let edits = |action: AppendAction| (action.edit(false), action.edit(true));
+        assert_eq!(
+            edits(AppendIfExistsOrAdd),
+            (Some(HeaderEdit::Add), Some(HeaderEdit::Add))
+        );
+        assert_eq!(edits(AddIfAbsent), (Some(HeaderEdit::Add), None));
+        assert_eq!(
+            edits(OverwriteIfExistsOrAdd),
+            (Some(HeaderEdit::Replace), Some(HeaderEdit::Replace))
+        );
+        assert_eq!(edits(OverwriteIfExists), (None, Some(HeaderEdit::Replace)));
+        for action in [
+            AppendIfExistsOrAdd,
+            AddIfAbsent,
+            OverwriteIfExistsOrAdd,
+            OverwriteIfExists,
+        ] {
+            assert_eq!(
+                action.needs_presence(),
+                action.edit(false) != action.edit(true),
+                "{action:?}"
+            );
+        }
     }
 }

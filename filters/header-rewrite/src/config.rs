@@ -2,9 +2,8 @@
 
 use crate::format::Template;
 use sdk_ext::config::{validate_each, ConfigError, Validate};
-use serde::de::{self, Deserializer, Visitor};
+use sdk_ext::proto::{AppendAction, HeaderValueOption};
 use serde::Deserialize;
-use std::fmt;
 
 /// Envoy limits header names and values to 16 KiB in config (`max_bytes: 16384`).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -54,91 +53,6 @@ pub enum HeaderMutation {
     Append(HeaderValueOption),
     /// Remove every entry of a header.
     Remove(String),
-}
-
-/// `envoy.config.core.v3.HeaderValueOption`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderValueOption {
-    /// The header and its value template.
-    pub header: HeaderValue,
-    /// What to do when the header exists. Default `APPEND_IF_EXISTS_OR_ADD`.
-    #[serde(default)]
-    pub append_action: Option<AppendAction>,
-    /// Deprecated in Envoy: `true` = `APPEND_IF_EXISTS_OR_ADD`, `false` = `OVERWRITE_IF_EXISTS_OR_ADD`.
-    #[serde(default)]
-    pub append: Option<bool>,
-    /// Add the header even when its value renders empty. Default false.
-    #[serde(default)]
-    pub keep_empty_value: bool,
-}
-
-/// `envoy.config.core.v3.HeaderValue`.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderValue {
-    /// Header name; matched case-insensitively, sent lower-case.
-    pub key: String,
-    /// Value, with `%COMMAND%` substitutions (see the `format` module).
-    #[serde(default)]
-    pub value: String,
-}
-
-/// `HeaderValueOption.HeaderAppendAction`, by name or by its proto number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AppendAction {
-    /// Add another entry if the header exists, else add it.
-    #[default]
-    AppendIfExistsOrAdd,
-    /// Add only when the header is absent.
-    AddIfAbsent,
-    /// Replace all entries if present, else add.
-    OverwriteIfExistsOrAdd,
-    /// Replace all entries only when present.
-    OverwriteIfExists,
-}
-
-const APPEND_ACTIONS: &[(&str, AppendAction)] = &[
-    ("APPEND_IF_EXISTS_OR_ADD", AppendAction::AppendIfExistsOrAdd),
-    ("ADD_IF_ABSENT", AppendAction::AddIfAbsent),
-    (
-        "OVERWRITE_IF_EXISTS_OR_ADD",
-        AppendAction::OverwriteIfExistsOrAdd,
-    ),
-    ("OVERWRITE_IF_EXISTS", AppendAction::OverwriteIfExists),
-];
-
-impl<'de> Deserialize<'de> for AppendAction {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ActionVisitor;
-        impl Visitor<'_> for ActionVisitor {
-            type Value = AppendAction;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("one of APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD, OVERWRITE_IF_EXISTS (or 0-3)")
-            }
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<AppendAction, E> {
-                APPEND_ACTIONS
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|&(_, action)| action)
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
-            }
-            fn visit_u64<E: de::Error>(self, number: u64) -> Result<AppendAction, E> {
-                usize::try_from(number)
-                    .ok()
-                    .and_then(|index| APPEND_ACTIONS.get(index))
-                    .map(|&(_, action)| action)
-                    .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
-            }
-            fn visit_i64<E: de::Error>(self, number: i64) -> Result<AppendAction, E> {
-                match u64::try_from(number) {
-                    Ok(number) => self.visit_u64(number),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
-                }
-            }
-        }
-        deserializer.deserialize_any(ActionVisitor)
-    }
 }
 
 /// The validated, immutable configuration the filter runs with.
@@ -222,48 +136,34 @@ impl HeaderMutation {
                 }
                 Ok(Mutation::Remove { name })
             }
-            HeaderMutation::Append(option) => option.validate().map_err(|e| e.within("append")),
+            HeaderMutation::Append(option) => {
+                validate_append(option).map_err(|e| e.within("append"))
+            }
         }
     }
 }
 
-impl HeaderValueOption {
-    fn validate(self) -> Result<Mutation, ConfigError> {
-        let name = validate_header_name(&self.header.key)
-            .map_err(|reason| ConfigError::new("header.key", reason))?;
-        if self.header.value.len() > MAX_HEADER_BYTES {
-            return Err(ConfigError::new("header.value", "longer than 16384 bytes"));
-        }
-        if self
-            .header
-            .value
-            .bytes()
-            .any(|b| matches!(b, b'\0' | b'\r' | b'\n'))
-        {
-            return Err(ConfigError::new(
-                "header.value",
-                "must not contain NUL, CR or LF",
-            ));
-        }
-        let value = Template::parse(&self.header.value).map_err(|e| e.within("header.value"))?;
-        let action = match (self.append_action, self.append) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    "append",
-                    "both append and append_action are set; use append_action only",
-                ))
-            }
-            (Some(action), None) => action,
-            (None, Some(true)) | (None, None) => AppendAction::AppendIfExistsOrAdd,
-            (None, Some(false)) => AppendAction::OverwriteIfExistsOrAdd,
-        };
-        Ok(Mutation::Append {
-            name,
-            value,
-            action,
-            keep_empty_value: self.keep_empty_value,
-        })
+/// Validates an `append` mutation: the name, then the value as a template, then the action.
+fn validate_append(option: HeaderValueOption) -> Result<Mutation, ConfigError> {
+    let name = validate_header_name(&option.header.key)
+        .map_err(|reason| ConfigError::new("header.key", reason))?;
+    let text = &option.header.value;
+    if text.len() > MAX_HEADER_BYTES {
+        return Err(ConfigError::new("header.value", "longer than 16384 bytes"));
     }
+    if text.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')) {
+        return Err(ConfigError::new(
+            "header.value",
+            "must not contain NUL, CR or LF",
+        ));
+    }
+    let value = Template::parse(text).map_err(|e| e.within("header.value"))?;
+    Ok(Mutation::Append {
+        name,
+        value,
+        action: option.action()?,
+        keep_empty_value: option.keep_empty_value,
+    })
 }
 
 /// Whether `byte` may appear in a header name (an RFC 9110 token character).

@@ -1,6 +1,6 @@
 //! Per-request logic: apply the configured mutations to each header map as it passes.
 
-use crate::config::{AppendAction, Config, HeaderRewriteConfig, Mutation};
+use crate::config::{Config, HeaderRewriteConfig, Mutation};
 use crate::format::Lookup;
 use sdk_ext::config::{load, ConfigError};
 use sdk_ext::headers::{
@@ -168,13 +168,7 @@ fn apply_one(
     if value.is_empty() && !keep_empty_value {
         return Ok(());
     }
-    match action {
-        AppendAction::AppendIfExistsOrAdd => map.add(name, value),
-        AppendAction::AddIfAbsent if !map.contains(name)? => map.add(name, value),
-        AppendAction::OverwriteIfExists if map.contains(name)? => map.set(name, value),
-        AppendAction::OverwriteIfExistsOrAdd => map.set(name, value),
-        AppendAction::AddIfAbsent | AppendAction::OverwriteIfExists => Ok(()),
-    }
+    map.apply(action, name, value)
 }
 
 fn mutation_name(mutation: &Mutation) -> &str {

@@ -9,6 +9,7 @@
 //! the empty string, as Envoy's header formatter does.
 
 use sdk_ext::config::ConfigError;
+use sdk_ext::properties::address_without_port;
 use std::borrow::Cow;
 
 /// A parsed header value template.
@@ -180,7 +181,7 @@ impl Template {
                 Source::Property { path, strip_port } => {
                     if let Some(value) = lookup.property(path) {
                         push(if *strip_port {
-                            without_port(&value)
+                            address_without_port(&value)
                         } else {
                             &value
                         });
@@ -188,20 +189,6 @@ impl Template {
                 }
             }
         }
-    }
-}
-
-/// `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`; anything else is returned as is.
-fn without_port(address: &[u8]) -> &[u8] {
-    if let Some(rest) = address.strip_prefix(b"[") {
-        if let Some(end) = rest.iter().position(|&b| b == b']') {
-            return &rest[..end];
-        }
-        return address;
-    }
-    match address.iter().rposition(|&b| b == b':') {
-        Some(colon) if address[..colon].iter().all(|&b| b != b':') => &address[..colon],
-        _ => address,
     }
 }
 
@@ -397,13 +384,5 @@ mod tests {
             let err = Template::parse(format).unwrap_err();
             assert!(err.reason.contains(expected), "{format}: {}", err.reason);
         }
-    }
-
-    #[test]
-    fn without_port_handles_odd_addresses() {
-        assert_eq!(without_port(b"1.2.3.4"), b"1.2.3.4");
-        assert_eq!(without_port(b"::1"), b"::1");
-        assert_eq!(without_port(b"[::1"), b"[::1");
-        assert_eq!(without_port(b""), b"");
     }
 }

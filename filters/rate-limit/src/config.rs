@@ -5,10 +5,11 @@ use crate::bucket::Bucket;
 use crate::descriptors::{Action, Policy};
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::matcher::{HeaderMatcherConfig, RouteMatchConfig};
-use sdk_ext::proto::{ProtoDuration, RuntimeFractionalPercent, Sampling};
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use std::fmt;
+use sdk_ext::proto::{
+    deserialize_enum, AppendAction, HeaderEdit, HeaderValueOption, ProtoDuration,
+    RuntimeFractionalPercent, Sampling,
+};
+use serde::{Deserialize, Deserializer};
 
 /// Envoy's limit on `response_headers_to_add` and `request_headers_to_add_when_not_enforced`.
 const MAX_HEADERS_TO_ADD: usize = 10;
@@ -176,48 +177,6 @@ pub struct HeaderValueMatchConfig {
     pub headers: Vec<HeaderMatcherConfig>,
 }
 
-/// `config.core.v3.HeaderValueOption`, with literal values.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderValueOption {
-    /// The header.
-    pub header: HeaderValueConfig,
-    /// What to do when the header exists. Default `APPEND_IF_EXISTS_OR_ADD`.
-    #[serde(default)]
-    pub append_action: Option<AppendAction>,
-    /// Deprecated in Envoy: `true` = append, `false` = overwrite.
-    #[serde(default)]
-    pub append: Option<bool>,
-    /// Add the header even when its value is empty. Default false.
-    #[serde(default)]
-    pub keep_empty_value: bool,
-}
-
-/// `config.core.v3.HeaderValue`.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderValueConfig {
-    /// Header name.
-    pub key: String,
-    /// Literal value (`%%` is a percent sign; other `%` commands are not supported).
-    #[serde(default)]
-    pub value: String,
-}
-
-/// `HeaderValueOption.HeaderAppendAction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AppendAction {
-    /// Add another entry, or add.
-    #[default]
-    AppendIfExistsOrAdd,
-    /// Add only when absent.
-    AddIfAbsent,
-    /// Replace, or add.
-    OverwriteIfExistsOrAdd,
-    /// Replace only when present.
-    OverwriteIfExists,
-}
-
 /// `common.ratelimit.v3.XRateLimitHeadersRFCVersion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XRateLimitHeaders {
@@ -228,63 +187,9 @@ pub enum XRateLimitHeaders {
     DraftVersion03,
 }
 
-/// Deserializes a proto enum given by name or by number.
-fn proto_enum<'de, D: Deserializer<'de>, T: Copy>(
-    deserializer: D,
-    names: &'static [(&'static str, T)],
-    expecting: &'static str,
-) -> Result<T, D::Error> {
-    struct EnumVisitor<T: 'static> {
-        names: &'static [(&'static str, T)],
-        expecting: &'static str,
-    }
-    impl<T: Copy> Visitor<'_> for EnumVisitor<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.expecting)
-        }
-        fn visit_str<E: de::Error>(self, name: &str) -> Result<T, E> {
-            self.names
-                .iter()
-                .find(|(known, _)| *known == name)
-                .map(|&(_, value)| value)
-                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
-        }
-        fn visit_u64<E: de::Error>(self, number: u64) -> Result<T, E> {
-            usize::try_from(number)
-                .ok()
-                .and_then(|index| self.names.get(index))
-                .map(|&(_, value)| value)
-                .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
-        }
-        fn visit_i64<E: de::Error>(self, number: i64) -> Result<T, E> {
-            match u64::try_from(number) {
-                Ok(number) => self.visit_u64(number),
-                Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
-            }
-        }
-    }
-    deserializer.deserialize_any(EnumVisitor { names, expecting })
-}
-
-impl<'de> Deserialize<'de> for AppendAction {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        proto_enum(
-            deserializer,
-            &[
-                ("APPEND_IF_EXISTS_OR_ADD", AppendAction::AppendIfExistsOrAdd),
-                ("ADD_IF_ABSENT", AppendAction::AddIfAbsent),
-                ("OVERWRITE_IF_EXISTS_OR_ADD", AppendAction::OverwriteIfExistsOrAdd),
-                ("OVERWRITE_IF_EXISTS", AppendAction::OverwriteIfExists),
-            ],
-            "one of APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD, OVERWRITE_IF_EXISTS (or 0-3)",
-        )
-    }
-}
-
 impl<'de> Deserialize<'de> for XRateLimitHeaders {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        proto_enum(
+        deserialize_enum(
             deserializer,
             &[
                 ("OFF", XRateLimitHeaders::Off),
@@ -705,43 +610,31 @@ fn validate_headers(
             format!("at most {MAX_HEADERS_TO_ADD} headers (as native)"),
         ));
     }
-    let additions = validate_each(field, options, HeaderValueOption::validate)?;
+    let additions = validate_each(field, options, validate_addition)?;
     Ok(additions.into_iter().flatten().collect())
 }
 
-impl HeaderValueOption {
-    /// The addition, or `None` for an empty value that is not kept.
-    fn validate(self) -> Result<Option<HeaderAddition>, ConfigError> {
-        let name = validate_header_name(&self.header.key)
-            .map_err(|reason| ConfigError::new("header.key", reason))?;
-        if name.starts_with(':') {
-            return Err(ConfigError::new(
-                "header.key",
-                "pseudo-headers cannot be added",
-            ));
-        }
-        let value = literal_value(&self.header.value)
-            .map_err(|reason| ConfigError::new("header.value", reason))?;
-        let action = match (self.append_action, self.append) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    "append",
-                    "both append and append_action are set; use append_action only",
-                ))
-            }
-            (Some(action), None) => action,
-            (None, Some(false)) => AppendAction::OverwriteIfExistsOrAdd,
-            (None, _) => AppendAction::AppendIfExistsOrAdd,
-        };
-        if value.is_empty() && !self.keep_empty_value {
-            return Ok(None);
-        }
-        Ok(Some(HeaderAddition {
-            name,
-            value,
-            action,
-        }))
+/// The addition, or `None` for an empty value that is not kept.
+fn validate_addition(option: HeaderValueOption) -> Result<Option<HeaderAddition>, ConfigError> {
+    let name = validate_header_name(&option.header.key)
+        .map_err(|reason| ConfigError::new("header.key", reason))?;
+    if name.starts_with(':') {
+        return Err(ConfigError::new(
+            "header.key",
+            "pseudo-headers cannot be added",
+        ));
     }
+    let value = literal_value(&option.header.value)
+        .map_err(|reason| ConfigError::new("header.value", reason))?;
+    let action = option.action()?;
+    if value.is_empty() && !option.keep_empty_value {
+        return Ok(None);
+    }
+    Ok(Some(HeaderAddition {
+        name,
+        value,
+        action,
+    }))
 }
 
 /// A header value as Envoy's header formatter reads a literal: `%%` is `%`, and any other `%`
@@ -769,14 +662,10 @@ fn reply_headers(additions: Vec<HeaderAddition>) -> Vec<(String, Vec<u8>)> {
     let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
     for addition in additions {
         let present = headers.iter().any(|(name, _)| *name == addition.name);
-        match addition.action {
-            AppendAction::AppendIfExistsOrAdd => {}
-            AppendAction::AddIfAbsent if present => continue,
-            AppendAction::AddIfAbsent => {}
-            AppendAction::OverwriteIfExists if !present => continue,
-            AppendAction::OverwriteIfExists | AppendAction::OverwriteIfExistsOrAdd => {
-                headers.retain(|(name, _)| *name != addition.name)
-            }
+        match addition.action.edit(present) {
+            Some(HeaderEdit::Add) => {}
+            Some(HeaderEdit::Replace) => headers.retain(|(name, _)| *name != addition.name),
+            None => continue,
         }
         headers.push((addition.name, addition.value));
     }

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use sdk_ext::matcher::{HeaderMatcher, RequestView, RouteMatch};
+use sdk_ext::properties::address_without_port;
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
@@ -84,7 +85,7 @@ impl Policy {
                 },
                 Action::RemoteAddress => match request.remote_address() {
                     Some(address) => {
-                        let ip = without_port(&address).to_vec();
+                        let ip = address_without_port(&address).to_vec();
                         entries.push(("remote_address", Cow::Owned(ip)));
                     }
                     None => return false,
@@ -109,20 +110,6 @@ impl Policy {
             }
         }
         true
-    }
-}
-
-/// `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`; anything else is returned as is.
-pub fn without_port(address: &[u8]) -> &[u8] {
-    if let Some(rest) = address.strip_prefix(b"[") {
-        return match rest.iter().position(|&b| b == b']') {
-            Some(end) => &rest[..end],
-            None => address,
-        };
-    }
-    match address.iter().rposition(|&b| b == b':') {
-        Some(colon) if !address[..colon].contains(&b':') => &address[..colon],
-        _ => address,
     }
 }
 
@@ -354,15 +341,5 @@ mod tests {
         assert_ne!(identity(&a), identity(&b));
         assert_eq!(identity(&a) & 1, 1);
         assert_eq!(identity(&a), identity(&a.clone()));
-    }
-
-    #[test]
-    fn ports_are_stripped_from_addresses() {
-        assert_eq!(without_port(b"1.2.3.4:80"), b"1.2.3.4");
-        assert_eq!(without_port(b"[::1]:10000"), b"::1");
-        assert_eq!(without_port(b"1.2.3.4"), b"1.2.3.4");
-        assert_eq!(without_port(b"::1"), b"::1");
-        assert_eq!(without_port(b"[::1"), b"[::1");
-        assert_eq!(without_port(b""), b"");
     }
 }

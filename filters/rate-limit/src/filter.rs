@@ -1,7 +1,7 @@
 //! Per-request logic: check the request against the shared buckets, count it, and reply 429 (or
 //! let it through in shadow mode); add the `x-ratelimit-*` headers to the response.
 
-use crate::config::{AppendAction, Config, RateLimitConfig, REPLY_CODE};
+use crate::config::{Config, RateLimitConfig, REPLY_CODE};
 use crate::descriptors::Request;
 use crate::limiter::{self, Quota};
 use crate::store::{self, HostStore};
@@ -188,22 +188,7 @@ impl HttpFilter for RateLimit {
         add(root.stats.rate_limited, 1);
         if !root.sample(config.enforced) {
             for addition in &config.request_headers_when_not_enforced {
-                let present = || REQUEST_HEADERS.contains(&addition.name).unwrap_or(false);
-                let _ = match addition.action {
-                    AppendAction::AppendIfExistsOrAdd => {
-                        REQUEST_HEADERS.add(&addition.name, &addition.value)
-                    }
-                    AppendAction::AddIfAbsent if !present() => {
-                        REQUEST_HEADERS.add(&addition.name, &addition.value)
-                    }
-                    AppendAction::OverwriteIfExistsOrAdd => {
-                        REQUEST_HEADERS.set(&addition.name, &addition.value)
-                    }
-                    AppendAction::OverwriteIfExists if present() => {
-                        REQUEST_HEADERS.set(&addition.name, &addition.value)
-                    }
-                    AppendAction::AddIfAbsent | AppendAction::OverwriteIfExists => Ok(()),
-                };
+                let _ = REQUEST_HEADERS.apply(addition.action, &addition.name, &addition.value);
             }
             return Action::Continue;
         }
