@@ -441,15 +441,11 @@ impl Plugin {
         token: u32,
         metadata: &[(N, V)],
     ) -> Result<()> {
-        let map = HeaderMap::from_pairs(metadata);
-        let count = map.len() as u32;
-        let mut vm = self.vm.borrow_mut();
-        vm.grpc_stream_exists(token)?;
-        vm.grpc_callback(
+        self.grpc_stream_metadata(
             token,
             "proxy_on_grpc_receive_initial_metadata",
-            count,
-            |state| state.callout_view.headers = Some(map),
+            HeaderMap::from_pairs(metadata),
+            |view| &mut view.headers,
         )
     }
 
@@ -471,16 +467,28 @@ impl Plugin {
         token: u32,
         metadata: &[(N, V)],
     ) -> Result<()> {
-        let map = HeaderMap::from_pairs(metadata);
-        let count = map.len() as u32;
-        let mut vm = self.vm.borrow_mut();
-        vm.grpc_stream_exists(token)?;
-        vm.grpc_callback(
+        self.grpc_stream_metadata(
             token,
             "proxy_on_grpc_receive_trailing_metadata",
-            count,
-            |state| state.callout_view.trailers = Some(map),
+            HeaderMap::from_pairs(metadata),
+            |view| &mut view.trailers,
         )
+    }
+
+    /// Shows `metadata` to a gRPC stream's `callback` as the callout map that `slot` picks.
+    fn grpc_stream_metadata(
+        &self,
+        token: u32,
+        callback: &str,
+        metadata: HeaderMap,
+        slot: fn(&mut CalloutView) -> &mut Option<HeaderMap>,
+    ) -> Result<()> {
+        let count = metadata.len() as u32;
+        let mut vm = self.vm.borrow_mut();
+        vm.grpc_stream_exists(token)?;
+        vm.grpc_callback(token, callback, count, |state| {
+            *slot(&mut state.callout_view) = Some(metadata)
+        })
     }
 
     /// Shuts the plugin down as Envoy does on reconfiguration: `proxy_on_done` on the root, then

@@ -36,6 +36,38 @@ fn cluster_known(state: &HostState, cluster: &[u8]) -> bool {
     }
 }
 
+/// What `proxy_grpc_call` and `proxy_grpc_stream` share: the service, names and initial metadata
+/// (each a guest `(ptr, len)`), read into a unary call of the current context with no token,
+/// messages or timeout yet. An unknown cluster is `ParseFailure`, as in Envoy.
+fn open_grpc(
+    caller: &mut Caller<'_, HostState>,
+    service: (u32, u32),
+    service_name: (u32, u32),
+    method: (u32, u32),
+    metadata: (u32, u32),
+) -> Result<GrpcCall, Status> {
+    let service = memory::read(caller, service.0, service.1)?;
+    let service_name = memory::read_string(caller, service_name.0, service_name.1)?;
+    let method = memory::read_string(caller, method.0, method.1)?;
+    let metadata = memory::read(caller, metadata.0, metadata.1)?;
+    let state = caller.data();
+    if !cluster_known(state, &service) {
+        return Err(Status::ParseFailure);
+    }
+    Ok(GrpcCall {
+        token: 0,
+        context_id: state.context(),
+        service,
+        service_name,
+        method,
+        initial_metadata: pairs(&metadata, MapKind::Plain),
+        messages: Vec::new(),
+        is_stream: false,
+        local_closed: true,
+        timeout: None,
+    })
+}
+
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
@@ -112,33 +144,24 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          -> wasmtime::Result<u32> {
             allowed(&caller, "proxy_grpc_call")?;
             Ok(status((|| {
-                let service = memory::read(&mut caller, service_ptr, service_len)?;
-                let service_name =
-                    memory::read_string(&mut caller, service_name_ptr, service_name_len)?;
-                let method = memory::read_string(&mut caller, method_ptr, method_len)?;
-                let metadata = memory::read(&mut caller, metadata_ptr, metadata_len)?;
                 let message = memory::read(&mut caller, message_ptr, message_len)?;
+                let opened = open_grpc(
+                    &mut caller,
+                    (service_ptr, service_len),
+                    (service_name_ptr, service_name_len),
+                    (method_ptr, method_len),
+                    (metadata_ptr, metadata_len),
+                )?;
                 let state = caller.data_mut();
-                if !cluster_known(state, &service) {
-                    return Err(Status::ParseFailure);
-                }
                 state.next_grpc_call_token += 4;
                 let token = state.next_grpc_call_token + GRPC_CALL;
-                state.grpc_calls.insert(
+                let call = GrpcCall {
                     token,
-                    GrpcCall {
-                        token,
-                        context_id: state.context(),
-                        service,
-                        service_name,
-                        method,
-                        initial_metadata: pairs(&metadata, MapKind::Plain),
-                        messages: vec![message],
-                        is_stream: false,
-                        local_closed: true,
-                        timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64)),
-                    },
-                );
+                    messages: vec![message],
+                    timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms as u64)),
+                    ..opened
+                };
+                state.grpc_calls.insert(token, call);
                 memory::write_u32(&mut caller, token_ptr, token)
             })()))
         },
@@ -159,32 +182,23 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          -> wasmtime::Result<u32> {
             allowed(&caller, "proxy_grpc_stream")?;
             Ok(status((|| {
-                let service = memory::read(&mut caller, service_ptr, service_len)?;
-                let service_name =
-                    memory::read_string(&mut caller, service_name_ptr, service_name_len)?;
-                let method = memory::read_string(&mut caller, method_ptr, method_len)?;
-                let metadata = memory::read(&mut caller, metadata_ptr, metadata_len)?;
+                let opened = open_grpc(
+                    &mut caller,
+                    (service_ptr, service_len),
+                    (service_name_ptr, service_name_len),
+                    (method_ptr, method_len),
+                    (metadata_ptr, metadata_len),
+                )?;
                 let state = caller.data_mut();
-                if !cluster_known(state, &service) {
-                    return Err(Status::ParseFailure);
-                }
                 state.next_grpc_stream_token += 4;
                 let token = state.next_grpc_stream_token + GRPC_STREAM;
-                state.grpc_calls.insert(
+                let stream = GrpcCall {
                     token,
-                    GrpcCall {
-                        token,
-                        context_id: state.context(),
-                        service,
-                        service_name,
-                        method,
-                        initial_metadata: pairs(&metadata, MapKind::Plain),
-                        messages: Vec::new(),
-                        is_stream: true,
-                        local_closed: false,
-                        timeout: None,
-                    },
-                );
+                    is_stream: true,
+                    local_closed: false,
+                    ..opened
+                };
+                state.grpc_calls.insert(token, stream);
                 memory::write_u32(&mut caller, token_ptr, token)
             })()))
         },

@@ -63,44 +63,34 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             memory::return_result(&mut caller, value, value_ptr_ptr, value_size_ptr)
         },
     )?;
-    linker.func_wrap(
-        "env",
-        "proxy_add_header_map_value",
-        |mut caller: Caller<'_, HostState>,
-         map_type: u32,
-         key_ptr: u32,
-         key_len: u32,
-         value_ptr: u32,
-         value_len: u32|
-         -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_add_header_map_value")?;
-            Ok(status((|| {
-                let key = memory::read(&mut caller, key_ptr, key_len)?;
-                let value = memory::read(&mut caller, value_ptr, value_len)?;
-                map_with(caller.data_mut(), map_type, Access::ReadWrite)?.add(&key, &value);
-                Ok(())
-            })()))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_replace_header_map_value",
-        |mut caller: Caller<'_, HostState>,
-         map_type: u32,
-         key_ptr: u32,
-         key_len: u32,
-         value_ptr: u32,
-         value_len: u32|
-         -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_replace_header_map_value")?;
-            Ok(status((|| {
-                let key = memory::read(&mut caller, key_ptr, key_len)?;
-                let value = memory::read(&mut caller, value_ptr, value_len)?;
-                map_with(caller.data_mut(), map_type, Access::ReadWrite)?.replace(&key, &value);
-                Ok(())
-            })()))
-        },
-    )?;
+    // Adding and replacing differ only in what they do to the map.
+    type Edit = fn(&mut HeaderMap, &[u8], &[u8]);
+    let edits: [(&str, Edit); 2] = [
+        ("proxy_add_header_map_value", HeaderMap::add),
+        ("proxy_replace_header_map_value", HeaderMap::replace),
+    ];
+    for (name, edit) in edits {
+        linker.func_wrap(
+            "env",
+            name,
+            move |mut caller: Caller<'_, HostState>,
+                  map_type: u32,
+                  key_ptr: u32,
+                  key_len: u32,
+                  value_ptr: u32,
+                  value_len: u32|
+                  -> wasmtime::Result<u32> {
+                allowed(&caller, name)?;
+                Ok(status((|| {
+                    let key = memory::read(&mut caller, key_ptr, key_len)?;
+                    let value = memory::read(&mut caller, value_ptr, value_len)?;
+                    let map = map_with(caller.data_mut(), map_type, Access::ReadWrite)?;
+                    edit(map, &key, &value);
+                    Ok(())
+                })()))
+            },
+        )?;
+    }
     linker.func_wrap(
         "env",
         "proxy_remove_header_map_value",
