@@ -345,6 +345,18 @@ fn header_name(name: &str, field: &str) -> Result<String, ConfigError> {
     Ok(name.to_ascii_lowercase())
 }
 
+/// A stable insertion sort for the short lists of a configuration (token locations). The standard
+/// library's sorts take several KB of wasm for each element type; these lists hold a few entries.
+fn sort_small<T: Ord>(items: &mut [T]) {
+    for sorted in 1..items.len() {
+        let mut at = sorted;
+        while at > 0 && items[at - 1] > items[at] {
+            items.swap(at - 1, at);
+            at -= 1;
+        }
+    }
+}
+
 /// Splits `scheme://host[:port]/path?query` into authority and path.
 fn split_uri(uri: &str) -> Option<(String, String)> {
     let rest = uri
@@ -411,21 +423,22 @@ impl ProviderConfig {
             }
             (None, None) => return Err(ConfigError::new("", "needs local_jwks or remote_jwks")),
         };
-        let mut locations = Vec::new();
+        let mut headers = Vec::new();
         for (index, header) in self.from_headers.iter().enumerate() {
             let field = format!("from_headers[{index}].name");
-            locations.push(Location::Header(
+            headers.push((
                 header_name(&header.name, &field)?,
                 header.value_prefix.clone(),
             ));
         }
         // Envoy checks headers in key order, then parameters, then cookies.
-        locations.sort_by(|a, b| match (a, b) {
-            (Location::Header(n1, p1), Location::Header(n2, p2)) => (n1, p1).cmp(&(n2, p2)),
-            _ => std::cmp::Ordering::Equal,
-        });
+        sort_small(&mut headers);
+        let mut locations: Vec<Location> = headers
+            .into_iter()
+            .map(|(name, prefix)| Location::Header(name, prefix))
+            .collect();
         let mut params = self.from_params.clone();
-        params.sort();
+        sort_small(&mut params);
         for (index, param) in params.iter().enumerate() {
             if param.is_empty() {
                 return Err(ConfigError::new(
@@ -436,7 +449,7 @@ impl ProviderConfig {
             locations.push(Location::Param(param.clone()));
         }
         let mut cookies = self.from_cookies.clone();
-        cookies.sort();
+        sort_small(&mut cookies);
         for (index, cookie) in cookies.iter().enumerate() {
             if cookie.is_empty() {
                 return Err(ConfigError::new(

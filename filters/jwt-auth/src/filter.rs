@@ -114,8 +114,8 @@ impl RootFilter for JwtAuthRoot {
     type Http = JwtAuth;
 
     fn configure(bytes: &[u8]) -> Result<Self, ConfigError> {
-        // The fast RSA verifier; a second install (a reconfigured VM) keeps the first.
-        let _ = crate::crypto::PROVIDER.install_default();
+        // No CryptoProvider is installed: KeySet::verify calls crate::crypto::new_verifier itself,
+        // and installing PROVIDER would link its signing half (rust_crypto's RSA, P-256, P-384).
         let config = load::<JwtAuthConfig>(bytes)?;
         let metrics = Metrics::define(&config.stat_prefix)?;
         let capacity = config

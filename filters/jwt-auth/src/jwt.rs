@@ -343,7 +343,7 @@ pub fn claim_header_value(value: &Value) -> Option<String> {
                 if float >= 0.0 && float.fract() == 0.0 && float < 18_446_744_073_709_551_616.0 {
                     format!("{}", float as u64)
                 } else {
-                    format!("{float:.6}")
+                    six_decimals(float)
                 }
             }
         }),
@@ -352,6 +352,79 @@ pub fn claim_header_value(value: &Value) -> Option<String> {
         }
         Value::Null => None,
     }
+}
+
+/// `format!("{value:.6}")` for a finite `value`, by exact integer arithmetic: the standard
+/// formatter would bring its Grisu and Dragon4 code (several KB of wasm) for this one call.
+/// `|value| = mantissa × 2^exponent`; the digits are `|value| × 10^6` rounded half to even.
+fn six_decimals(value: f64) -> String {
+    let bits = value.to_bits();
+    let (fraction, biased) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i32);
+    let (mantissa, exponent) = match biased {
+        0 => (fraction, -1074),
+        _ => (fraction | 1 << 52, biased - 1075),
+    };
+    // Below 2^73, so the scaled value fits in a u128 before any shift.
+    let scaled = u128::from(mantissa) * 1_000_000;
+    let rounded = match exponent.unsigned_abs() {
+        _ if exponent >= 0 => scaled,
+        128.. => 0,
+        by => {
+            let (quotient, rest, half) = (scaled >> by, scaled & ((1 << by) - 1), 1 << (by - 1));
+            quotient + u128::from(rest > half || (rest == half && quotient & 1 == 1))
+        }
+    };
+    // Little-endian 32-bit limbs, shifted left for a value of 2^53 or more (an integer).
+    let mut limbs: Vec<u32> = (0..4).map(|i| (rounded >> (32 * i)) as u32).collect();
+    if exponent > 0 {
+        let by = exponent as usize;
+        limbs.splice(0..0, std::iter::repeat_n(0, by / 32));
+        let mut carry = 0;
+        for limb in limbs.iter_mut() {
+            let wide = (u64::from(*limb) << (by % 32)) | carry;
+            *limb = wide as u32;
+            carry = wide >> 32;
+        }
+        limbs.push(carry as u32);
+    }
+    // Base 10^9 chunks, least significant first, then their digits.
+    let mut chunks = Vec::new();
+    while limbs.iter().any(|&limb| limb != 0) {
+        let mut rest = 0u64;
+        for limb in limbs.iter_mut().rev() {
+            let wide = (rest << 32) | u64::from(*limb);
+            *limb = (wide / 1_000_000_000) as u32;
+            rest = wide % 1_000_000_000;
+        }
+        chunks.push(rest as u32);
+    }
+    let mut digits: Vec<u8> = vec![b'0'; 7];
+    for chunk in chunks.iter().rev() {
+        let mut power = 100_000_000;
+        while power > 0 {
+            digits.push(b'0' + (chunk / power % 10) as u8);
+            power /= 10;
+        }
+    }
+    // At least one digit before the point.
+    let first = digits
+        .iter()
+        .position(|&d| d != b'0')
+        .unwrap_or(digits.len());
+    let digits = &digits[first.min(digits.len() - 7)..];
+    let (whole, decimals) = digits.split_at(digits.len() - 6);
+    let mut out = String::with_capacity(digits.len() + 2);
+    if bits >> 63 == 1 {
+        out.push('-');
+    }
+    for &digit in whole {
+        out.push(char::from(digit));
+    }
+    out.push('.');
+    for &digit in decimals {
+        out.push(char::from(digit));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -482,5 +555,58 @@ mod tests {
             Some("WyJhIiwiYiJd")
         );
         assert_eq!(claim_header_value(&json!(null)), None);
+        assert_eq!(
+            claim_header_value(&json!(1e300)).as_deref(),
+            Some(format!("{:.6}", 1e300).as_str())
+        );
+    }
+
+    #[test]
+    fn six_decimals_match_the_standard_formatter() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5e-6,
+            1.5e-6,
+            2.5e-6,
+            -2.5e-6,
+            0.4999999e-6,
+            1e-7,
+            -1e-9,
+            0.125,
+            0.1234565,
+            123.4567895,
+            9.9999995,
+            2f64.powi(53) + 2.0,
+            2f64.powi(64),
+            -2f64.powi(70),
+            1e22,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            f64::from_bits(1),
+            -f64::from_bits(0x000f_ffff_ffff_ffff),
+        ];
+        // Ties and near-ties at the sixth decimal, and arbitrary bit patterns.
+        for k in 0..2000u32 {
+            values.push((f64::from(k) + 0.5) / 1e6);
+            values.push(-(f64::from(k) * 7.0 + 0.5) * 1e-6);
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            values.push(f64::from_bits(state));
+            // Mostly moderate magnitudes, where the decimals matter.
+            values.push(f64::from_bits(state) % 1e9);
+        }
+        for value in values.into_iter().filter(|v| v.is_finite()) {
+            assert_eq!(
+                super::six_decimals(value),
+                format!("{value:.6}"),
+                "{value:e}"
+            );
+        }
     }
 }

@@ -1,49 +1,16 @@
-//! The provider as a whole: delegation of everything but RSA and ECDSA verification, key-family
-//! errors, `prepare_key`, concurrent use, and `jsonwebtoken::decode` with the provider installed.
+//! The provider as a whole: signing and key utilities delegated to rust_crypto, HMAC and EdDSA
+//! verification that agrees with rust_crypto's, key-family errors, `prepare_key` and concurrent
+//! use. `jsonwebtoken::decode` with the provider installed is in installed_provider.rs.
 
 mod common;
 
-use common::{agree, b64url_decode, data_key, verify_with, RSA_ALGS};
+use common::{agree, data_key, other_keys, verify_with, RSA_ALGS};
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER as RUST_CRYPTO;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{EllipticCurve, Jwk, ThumbprintHash};
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use jwt_auth::crypto::rsa::KeyError;
 use jwt_auth::crypto::{prepare_key, PROVIDER};
-use serde_json::{json, Value};
-
-fn ec_p256() -> EncodingKey {
-    EncodingKey::from_ec_der(include_bytes!("data/p256.der"))
-}
-
-fn ec_p384() -> EncodingKey {
-    EncodingKey::from_ec_der(include_bytes!("data/p384.der"))
-}
-
-fn ed25519() -> EncodingKey {
-    EncodingKey::from_ed_der(include_bytes!("data/ed25519.der"))
-}
-
-/// Encoding key and matching decoding key for each non-RSA algorithm.
-fn other_keys() -> Vec<(Algorithm, EncodingKey, DecodingKey)> {
-    let mut out = Vec::new();
-    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-        out.push((
-            alg,
-            EncodingKey::from_secret(b"secret"),
-            DecodingKey::from_secret(b"secret"),
-        ));
-    }
-    for (alg, enc) in [
-        (Algorithm::ES256, ec_p256()),
-        (Algorithm::ES384, ec_p384()),
-        (Algorithm::EdDSA, ed25519()),
-    ] {
-        let jwk = Jwk::from_encoding_key(&enc, alg).expect("public JWK");
-        out.push((alg, enc, DecodingKey::from_jwk(&jwk).expect("decoding key")));
-    }
-    out
-}
 
 #[test]
 fn other_algorithms_are_delegated() {
@@ -59,6 +26,74 @@ fn other_algorithms_are_delegated() {
         let v = (PROVIDER.verifier_factory)(&alg, &dec).expect("verifier");
         assert_eq!(v.algorithm(), alg);
     }
+}
+
+// Keys are made without `Jwk::from_encoding_key`, which would fix jsonwebtoken's process-wide
+// provider before `installed_provider_decodes_tokens` installs ours.
+#[test]
+fn hmac_and_eddsa_edge_cases_match_rust_crypto() {
+    use ed25519_dalek::Signer;
+    let msg = b"header.payload";
+    let ed_signing = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let ed_public = ed_signing.verifying_key().to_bytes();
+    let mut cases = vec![(
+        Algorithm::EdDSA,
+        DecodingKey::from_ed_der(&ed_public),
+        ed_signing.sign(msg).to_bytes().to_vec(),
+    )];
+    // HMAC takes a key of any length, the empty key included.
+    for (alg, secret) in [
+        (Algorithm::HS256, &b"secret"[..]),
+        (Algorithm::HS384, b""),
+        (Algorithm::HS512, &[7u8; 200]),
+    ] {
+        let sig = (RUST_CRYPTO.signer_factory)(&alg, &EncodingKey::from_secret(secret))
+            .expect("signer")
+            .try_sign(msg)
+            .expect("signature");
+        cases.push((alg, DecodingKey::from_secret(secret), sig));
+    }
+    for (alg, dec, sig) in &cases {
+        assert!(agree(*alg, dec, msg, sig, &format!("{alg:?} valid")));
+        // Signatures of other lengths, empty, and the right one over another message.
+        let mut longer = sig.clone();
+        longer.push(0);
+        for bad in [&sig[..sig.len() - 1], &longer[..], &[][..]] {
+            let what = format!("{alg:?} length {}", bad.len());
+            assert!(!agree(*alg, dec, msg, bad, &what));
+        }
+        assert!(!agree(
+            *alg,
+            dec,
+            b"other",
+            sig,
+            &format!("{alg:?} message")
+        ));
+    }
+    // Ed25519 keys: 32 bytes that are not all points, and a longer key (its first 32 bytes count).
+    let kind = |key: &DecodingKey, provider: &CryptoProvider| {
+        (provider.verifier_factory)(&Algorithm::EdDSA, key)
+            .map(|v| v.algorithm())
+            .map_err(|e| format!("{:?}", e.kind()))
+    };
+    let mut keys: Vec<Vec<u8>> = (0u8..8).map(|seed| vec![seed * 31 + 2; 32]).collect();
+    keys.push([&ed_public[..], &[1, 2, 3]].concat());
+    let mut refused = 0;
+    for bytes in &keys {
+        let key = DecodingKey::from_ed_der(bytes);
+        let ours = kind(&key, &PROVIDER);
+        assert_eq!(ours, kind(&key, &RUST_CRYPTO), "{bytes:?}");
+        refused += usize::from(ours.is_err());
+    }
+    assert!(refused > 0);
+    let longer = DecodingKey::from_ed_der(&keys[8]);
+    assert!(agree(
+        Algorithm::EdDSA,
+        &longer,
+        msg,
+        &cases[0].2,
+        "long key"
+    ));
 }
 
 #[test]
@@ -197,48 +232,4 @@ fn concurrent_verification() {
             });
         }
     });
-}
-
-/// The one test that installs the provider process-wide, then uses jsonwebtoken's public API.
-#[test]
-fn installed_provider_decodes_tokens() {
-    // Only this test installs it, so this is the first installation in this process.
-    assert!(PROVIDER.install_default().is_ok());
-    let claims = json!({"sub": "alice", "exp": 4_000_000_000u64});
-    let rsa = data_key(2048);
-    let mut cases: Vec<(Algorithm, EncodingKey, DecodingKey)> = RSA_ALGS
-        .iter()
-        .map(|&alg| (alg, rsa.encoding.clone(), rsa.jwk().clone()))
-        .collect();
-    cases.extend(other_keys());
-    for (alg, enc, dec) in cases {
-        let token = encode(&Header::new(alg), &claims, &enc).expect("encode");
-        let got = decode::<Value>(&token, &dec, &Validation::new(alg)).expect("decode");
-        assert_eq!(got.claims, claims);
-        // A changed payload keeps the signature but not its validity.
-        let mut parts: Vec<&str> = token.split('.').collect();
-        let other = encode(&Header::new(alg), &json!({"sub": "mallory"}), &enc).expect("encode");
-        parts[1] = other.split('.').nth(1).expect("payload");
-        let forged = parts.join(".");
-        let err = decode::<Value>(&forged, &dec, &Validation::new(alg)).unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::InvalidSignature, "{alg:?}");
-    }
-    // openssl-made tokens through the whole decode path.
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.algorithms = RSA_ALGS.to_vec();
-    validation.validate_exp = false;
-    validation.required_spec_claims.clear();
-    let mut checked = 0;
-    for line in include_str!("data/openssl_tokens.txt").lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let ["2048", _, expect, token] = fields[..] else {
-            continue;
-        };
-        let dec = DecodingKey::from_rsa_der(include_bytes!("data/rsa2048_pub.der"));
-        let result = decode::<Value>(token, &dec, &validation);
-        assert_eq!(result.is_ok(), expect == "accept", "{line}");
-        assert!(!b64url_decode(token.rsplit('.').next().expect("sig")).is_empty());
-        checked += 1;
-    }
-    assert!(checked >= 10);
 }

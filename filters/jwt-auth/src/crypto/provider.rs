@@ -1,17 +1,25 @@
 //! A jsonwebtoken [`CryptoProvider`] that verifies RS*/PS* with [`RsaPublicKey`] and ES256/ES384
-//! with [`EcdsaPublicKey`], and delegates everything else to jsonwebtoken's `rust_crypto` backend.
+//! with [`EcdsaPublicKey`], HS* and EdDSA with the RustCrypto crates rust_crypto uses, and
+//! delegates signing and the JWK key utilities to jsonwebtoken's `rust_crypto` backend.
+//!
+//! The filter calls [`new_verifier`] directly and never the signing half, so its wasm module
+//! links none of rust_crypto's factories: each of them matches over every algorithm and would pull
+//! in RSA and P-256/P-384 arithmetic (and its key parsing) that the verifiers here replace.
 //!
 //! jsonwebtoken calls the verifier factory with a `&DecodingKey` for every token, so prepared
 //! keys are kept in small process-wide caches (one for RSA, one for EC) keyed by the key bytes.
 
 use std::sync::{Arc, Mutex};
 
+use ed25519_dalek::VerifyingKey as Ed25519PublicKey;
+use hmac::{Hmac, Mac};
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER as RUST_CRYPTO;
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
 use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
 use jsonwebtoken::signature::{self, Verifier};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
+use sha2::{Sha256, Sha384, Sha512};
 
 use super::ecdsa::{EcKeyError, EcdsaCurve, EcdsaPublicKey};
 use super::rsa::{HashAlg, KeyError, Padding, RsaPublicKey};
@@ -21,8 +29,8 @@ use super::rsa::{HashAlg, KeyError, Padding, RsaPublicKey};
 /// about 1 KiB.
 pub const CACHE_CAPACITY: usize = 64;
 
-/// The provider to install with `PROVIDER.install_default()`: fast RSA and ECDSA verification,
-/// everything else from jsonwebtoken's `rust_crypto` backend.
+/// The provider to install with `PROVIDER.install_default()`: [`new_verifier`] for verification,
+/// signing and key utilities from jsonwebtoken's `rust_crypto` backend.
 pub static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
@@ -64,33 +72,40 @@ fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
     (RUST_CRYPTO.key_utils.compute_digest)(data, hash)
 }
 
-/// The padding and hash of an RSA JWT algorithm, `None` for the other families.
-fn rsa_scheme(alg: Algorithm) -> Option<(Padding, HashAlg)> {
-    Some(match alg {
-        Algorithm::RS256 => (Padding::Pkcs1v15, HashAlg::Sha256),
-        Algorithm::RS384 => (Padding::Pkcs1v15, HashAlg::Sha384),
-        Algorithm::RS512 => (Padding::Pkcs1v15, HashAlg::Sha512),
-        Algorithm::PS256 => (Padding::Pss, HashAlg::Sha256),
-        Algorithm::PS384 => (Padding::Pss, HashAlg::Sha384),
-        Algorithm::PS512 => (Padding::Pss, HashAlg::Sha512),
-        _ => return None,
-    })
+/// The verifier factory of [`PROVIDER`]: same keys accepted, same errors and same verdicts as
+/// rust_crypto's for every algorithm.
+pub fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    match *alg {
+        Algorithm::HS256 => new_hmac_verifier::<Hmac<Sha256>>(*alg, key),
+        Algorithm::HS384 => new_hmac_verifier::<Hmac<Sha384>>(*alg, key),
+        Algorithm::HS512 => new_hmac_verifier::<Hmac<Sha512>>(*alg, key),
+        Algorithm::EdDSA => new_eddsa_verifier(key),
+        Algorithm::ES256 => new_ecdsa_verifier(*alg, EcdsaCurve::P256, key),
+        Algorithm::ES384 => new_ecdsa_verifier(*alg, EcdsaCurve::P384, key),
+        Algorithm::RS256 => new_rsa_verifier(*alg, Padding::Pkcs1v15, HashAlg::Sha256, key),
+        Algorithm::RS384 => new_rsa_verifier(*alg, Padding::Pkcs1v15, HashAlg::Sha384, key),
+        Algorithm::RS512 => new_rsa_verifier(*alg, Padding::Pkcs1v15, HashAlg::Sha512, key),
+        Algorithm::PS256 => new_rsa_verifier(*alg, Padding::Pss, HashAlg::Sha256, key),
+        Algorithm::PS384 => new_rsa_verifier(*alg, Padding::Pss, HashAlg::Sha384, key),
+        Algorithm::PS512 => new_rsa_verifier(*alg, Padding::Pss, HashAlg::Sha512, key),
+        // `Algorithm` is non-exhaustive; jsonwebtoken 11.1 has no other algorithm.
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    }
 }
 
-fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
-    if let Some(curve) = EcdsaCurve::from_algorithm(*alg) {
-        return new_ecdsa_verifier(*alg, curve, key);
-    }
-    let Some((padding, hash)) = rsa_scheme(*alg) else {
-        return (RUST_CRYPTO.verifier_factory)(alg, key);
-    };
+fn new_rsa_verifier(
+    alg: Algorithm,
+    padding: Padding,
+    hash: HashAlg,
+    key: &DecodingKey,
+) -> Result<Box<dyn JwtVerifier>> {
     // rust_crypto refuses a key of another family here, but only looks at the key bytes when
     // verifying; a bad RSA key therefore still yields a verifier, one that rejects everything.
     if key.family() != AlgorithmFamily::Rsa {
         return Err(ErrorKind::InvalidKeyFormat.into());
     }
     Ok(Box::new(RsaVerifier {
-        alg: *alg,
+        alg,
         padding,
         hash,
         key: prepare_key(key),
@@ -154,6 +169,74 @@ impl Verifier<Vec<u8>> for EcdsaVerifier {
 impl JwtVerifier for EcdsaVerifier {
     fn algorithm(&self) -> Algorithm {
         self.alg
+    }
+}
+
+/// Same checks and errors as rust_crypto's `Hs256Verifier::new`: a key of another family (or not
+/// held as bytes) is `InvalidKeyFormat`; HMAC takes a key of any length.
+fn new_hmac_verifier<M: Mac + Clone + hmac::digest::KeyInit + 'static>(
+    alg: Algorithm,
+    key: &DecodingKey,
+) -> Result<Box<dyn JwtVerifier>> {
+    if key.family() != AlgorithmFamily::Hmac {
+        return Err(ErrorKind::InvalidKeyFormat.into());
+    }
+    let mac = <M as Mac>::new_from_slice(key.try_get_as_bytes()?)
+        .map_err(|_| ErrorKind::InvalidKeyFormat)?;
+    Ok(Box::new(HmacVerifier { alg, mac }))
+}
+
+/// A verifier for one HMAC algorithm and one key: the keyed MAC, cloned for each message.
+struct HmacVerifier<M> {
+    alg: Algorithm,
+    mac: M,
+}
+
+impl<M: Mac + Clone> Verifier<Vec<u8>> for HmacVerifier<M> {
+    fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+        let mut mac = self.mac.clone();
+        mac.update(msg);
+        // Constant time, and a tag of another length fails.
+        mac.verify_slice(sig).map_err(signature::Error::from_source)
+    }
+}
+
+impl<M: Mac + Clone> JwtVerifier for HmacVerifier<M> {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+/// Same checks and errors as rust_crypto's `EdDSAVerifier::new`: a key of another family (or not
+/// held as bytes) is `InvalidKeyFormat`, and the first 32 bytes must be a point of the curve, else
+/// `InvalidEddsaKey` (rust_crypto panics on fewer than 32 bytes; here they are `InvalidEddsaKey`).
+fn new_eddsa_verifier(key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+    if key.family() != AlgorithmFamily::Ed {
+        return Err(ErrorKind::InvalidKeyFormat.into());
+    }
+    let bytes: &[u8; 32] = key
+        .try_get_as_bytes()?
+        .get(..32)
+        .and_then(|first| first.try_into().ok())
+        .ok_or(ErrorKind::InvalidEddsaKey)?;
+    let key = Ed25519PublicKey::from_bytes(bytes).map_err(|_| ErrorKind::InvalidEddsaKey)?;
+    Ok(Box::new(EdDsaVerifier(key)))
+}
+
+/// An Ed25519 verifier for one key (ed25519-dalek's verification, not its strict variant, as in
+/// rust_crypto).
+struct EdDsaVerifier(Ed25519PublicKey);
+
+impl Verifier<Vec<u8>> for EdDsaVerifier {
+    fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+        self.0
+            .verify(msg, &ed25519_dalek::Signature::from_slice(sig)?)
+    }
+}
+
+impl JwtVerifier for EdDsaVerifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
     }
 }
 

@@ -4,6 +4,7 @@
 
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER as RUST_CRYPTO;
 use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use jwt_auth::crypto::PROVIDER;
 use rand::rngs::StdRng;
@@ -596,4 +597,37 @@ pub fn sec1_compressed(x: &[u8], y: &[u8]) -> Vec<u8> {
 /// A big-endian number as exactly `len` bytes.
 pub fn be_bytes(v: &BigUint, len: usize) -> Vec<u8> {
     left_pad(&v.to_bytes_be(), len)
+}
+
+pub fn ec_p256() -> EncodingKey {
+    EncodingKey::from_ec_der(include_bytes!("../data/p256.der"))
+}
+
+pub fn ec_p384() -> EncodingKey {
+    EncodingKey::from_ec_der(include_bytes!("../data/p384.der"))
+}
+
+pub fn ed25519() -> EncodingKey {
+    EncodingKey::from_ed_der(include_bytes!("../data/ed25519.der"))
+}
+
+/// Encoding key and matching decoding key for each non-RSA algorithm.
+pub fn other_keys() -> Vec<(Algorithm, EncodingKey, DecodingKey)> {
+    let mut out = Vec::new();
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        out.push((
+            alg,
+            EncodingKey::from_secret(b"secret"),
+            DecodingKey::from_secret(b"secret"),
+        ));
+    }
+    for (alg, enc) in [
+        (Algorithm::ES256, ec_p256()),
+        (Algorithm::ES384, ec_p384()),
+        (Algorithm::EdDSA, ed25519()),
+    ] {
+        let jwk = Jwk::from_encoding_key(&enc, alg).expect("public JWK");
+        out.push((alg, enc, DecodingKey::from_jwk(&jwk).expect("decoding key")));
+    }
+    out
 }
