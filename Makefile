@@ -39,7 +39,7 @@ help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
 	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy"
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
-	@echo "make bench  benchmarks: test-host lifecycles and start time; each filter vs native in Envoy (wrk)"
+	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
@@ -96,6 +96,7 @@ run: build envoy
 
 bench: build envoy wrk
 	cargo bench -p test-host --bench lifecycle
+	cargo bench -p jwt-auth --bench filter
 	cargo run --quiet -p envoy-harness --bin bench
 
 wrk:

@@ -114,6 +114,63 @@ fn rate_limit_suite(noop: &Path) -> (String, Vec<Variant>, String) {
     )
 }
 
+/// A wrk Lua script that sends 2000 tokens signed with `alg`, in turn: more than any cache here
+/// holds, so every request is a full check.
+fn unique_tokens_script(alg: jsonwebtoken::Algorithm, now: u64, out_dir: &Path) -> String {
+    let unique: Vec<String> = (0..2000)
+        .map(|n| tokens::token(alg, &json!({"iss": "https://issuer.example", "aud": "api", "exp": now + 7200, "jti": n.to_string()})))
+        .collect();
+    let list = out_dir.join(format!("unique-tokens-{alg:?}.txt"));
+    let _ = std::fs::write(&list, unique.join("\n"));
+    format!(
+        "local tokens = {{}}\nfor line in io.lines(\"{}\") do tokens[#tokens + 1] = line end\nlocal n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, nil, {{[\"authorization\"] = \"Bearer \" .. tokens[(n % #tokens) + 1]}})\nend\n",
+        list.display()
+    )
+}
+
+/// Each algorithm with unique tokens, against the same filter with a repeated token: the
+/// difference is what a full check (parse, claims, signature) costs in Envoy's V8.
+fn jwt_algorithms_suite(out_dir: &Path) -> (String, Vec<Variant>, String) {
+    use jsonwebtoken::Algorithm;
+    let now = tokens::seconds(std::time::SystemTime::now());
+    let config = json!({
+        "providers": {"main": {
+            "issuer": "https://issuer.example", "audiences": ["api"],
+            "local_jwks": {"inline_string": tokens::jwks().to_string()}
+        }},
+        "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "main"}}]
+    });
+    let ours = wasm_filter("jwt_auth", &filter_wasm("jwt_auth"), &config);
+    let repeated = format!(
+        "Bearer {}",
+        tokens::token(
+            Algorithm::RS256,
+            &json!({"iss": "https://issuer.example", "aud": "api", "exp": now + 7200})
+        )
+    );
+    let mut variants = vec![
+        Variant::new("repeated token (cache hit)", vec![ours.clone()])
+            .header("authorization", &repeated),
+    ];
+    for alg in [
+        Algorithm::HS256,
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ] {
+        let mut variant = Variant::new(&format!("unique {alg:?} tokens"), vec![ours.clone()]);
+        variant.script = Some(unique_tokens_script(alg, now, out_dir));
+        variants.push(variant);
+    }
+    (
+        "jwt-auth per algorithm (unique tokens vs a cache hit)".into(),
+        variants,
+        "repeated token (cache hit)".into(),
+    )
+}
+
 /// RS256 tokens: one reused on every request (cache hits), and many that are never repeated
 /// within a cache's size (every request a signature check), served by a wrk Lua script.
 fn jwt_suite(noop: &Path, out_dir: &Path) -> (String, Vec<Variant>, String) {
@@ -127,15 +184,7 @@ fn jwt_suite(noop: &Path, out_dir: &Path) -> (String, Vec<Variant>, String) {
         }},
         "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "main"}}]
     });
-    let unique: Vec<String> = (0..2000)
-        .map(|n| tokens::token(Algorithm::RS256, &json!({"iss": "https://issuer.example", "aud": "api", "exp": now + 7200, "jti": n.to_string()})))
-        .collect();
-    let list = out_dir.join("unique-tokens.txt");
-    let _ = std::fs::write(&list, unique.join("\n"));
-    let script = format!(
-        "local tokens = {{}}\nfor line in io.lines(\"{}\") do tokens[#tokens + 1] = line end\nlocal n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, nil, {{[\"authorization\"] = \"Bearer \" .. tokens[(n % #tokens) + 1]}})\nend\n",
-        list.display()
-    );
+    let script = unique_tokens_script(Algorithm::RS256, now, out_dir);
     let repeated = format!(
         "Bearer {}",
         tokens::token(
@@ -219,6 +268,7 @@ fn main() -> ExitCode {
         hostcall_suite(&noop, &out_dir),
         header_rewrite_suite(&noop),
         jwt_suite(&noop, &out_dir),
+        jwt_algorithms_suite(&out_dir),
         rate_limit_suite(&noop),
     ];
     let load = Load::default();
