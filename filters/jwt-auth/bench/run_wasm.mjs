@@ -1,5 +1,6 @@
 // Runs a wasm32-wasip1 command module (such as the verify_bench example) under Node's WASI, i.e.
-// in V8 like Envoy's wasm runtime: node run_wasm.mjs module.wasm [args...]
+// in V8 like Envoy's wasm runtime: node run_wasm.mjs module.wasm [args...]. It also serves as the
+// Cargo runner for tests built for wasm32-wasip1 (see the Makefile's test target).
 import { readFile } from 'node:fs/promises';
 import { WASI } from 'node:wasi';
 import process from 'node:process';
@@ -22,4 +23,7 @@ for (const imp of WebAssembly.Module.imports(module)) {
   }
 }
 const instance = await WebAssembly.instantiate(module, { ...wasi.getImportObject(), env });
-process.exitCode = wasi.start(instance);
+// A test binary of a crate with `proxy-wasm` also exports `_initialize`, which WASI.start refuses
+// next to `_start`: hand it only the command's entry point and memory.
+const { _start, memory } = instance.exports;
+process.exitCode = wasi.start({ exports: { _start, memory } });
