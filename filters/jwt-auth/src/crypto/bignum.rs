@@ -1,6 +1,6 @@
 //! Variable-time Montgomery arithmetic for RSA public-key operations.
 //!
-//! Numbers are held in limbs of `w` = 28 bits (26 for moduli over 6,900 bits), one per `u32`, so
+//! Numbers are held in limbs of `w` = 28 bits (26 for moduli over 6,976 bits), one per `u32`, so
 //! that a product of two limbs fits in 56 bits and a whole column of products can be summed in a
 //! `u64` with no carry handling inside the sum. Multiplication scans products column by column
 //! (Montgomery reduction interleaved, as in Koç et al.'s FIPS method), and every column is a dot
@@ -116,8 +116,9 @@ impl Modulus {
             return None;
         }
         let bits = 32 * n32.len() - top.leading_zeros() as usize;
-        // R >= 4n keeps products below 2n; R > 2 * 2^(32 l) lets any 32-bit-limb base in.
-        let needed = (bits + 2).max(32 * n32.len() + 2);
+        // R >= 2^(32 l + 2) gives R > 4n, which keeps products below 2n, and lets in any base of
+        // l 32-bit limbs (below R / 4).
+        let needed = 32 * n32.len() + 2;
         let (w, k) = match needed.div_ceil(28) {
             k if k <= MAX_LIMBS_28 => (28, k),
             _ => (26, needed.div_ceil(26)),
