@@ -55,6 +55,19 @@ fn start(builder: BootstrapBuilder) -> Envoy {
     .unwrap()
 }
 
+/// Native local_ratelimit on listener `native` and ours on `wasm`, with the same `extra` settings
+/// (each with its own stat prefix).
+fn side_by_side(upstream: &EchoUpstream, extra: Value) -> Envoy {
+    start(
+        BootstrapBuilder::new(upstream.port())
+            .listener(
+                "native",
+                vec![native(&limit_config("native", extra.clone()))],
+            )
+            .listener("wasm", vec![wasm(&limit_config("wasm", extra))]),
+    )
+}
+
 /// Sends `total` requests from `threads` threads at once (each on its own connection, so the
 /// kernel spreads them over the workers) and returns every response.
 fn burst(port: u16, request: &Request, total: usize, threads: usize) -> Vec<Response> {
@@ -174,14 +187,7 @@ fn assert_same_headers(native: &[Response], wasm: &[Response], what: &str) {
 fn same_admissions_and_headers_as_native_local_ratelimit_under_the_same_burst() {
     let upstream = EchoUpstream::start().unwrap();
     let extra = json!({"token_bucket": bucket(30, "3600s")});
-    let envoy = start(
-        BootstrapBuilder::new(upstream.port())
-            .listener(
-                "native",
-                vec![native(&limit_config("native", extra.clone()))],
-            )
-            .listener("wasm", vec![wasm(&limit_config("wasm", extra))]),
-    );
+    let envoy = side_by_side(&upstream, extra);
     let native_port = envoy.listener_port("native").unwrap();
     let wasm_port = envoy.listener_port("wasm").unwrap();
     let request = Request::get("/differential");
@@ -242,14 +248,7 @@ fn descriptors_select_the_same_buckets_as_native() {
             {"entries": [{"key": "header_match", "value": "writes"}], "token_bucket": bucket(3, "3600s")}
         ]
     });
-    let envoy = start(
-        BootstrapBuilder::new(upstream.port())
-            .listener(
-                "native",
-                vec![native(&limit_config("native", extra.clone()))],
-            )
-            .listener("wasm", vec![wasm(&limit_config("wasm", extra))]),
-    );
+    let envoy = side_by_side(&upstream, extra);
     let get = |user: Option<&str>| {
         let request = Request::get("/d");
         match user {
@@ -302,14 +301,7 @@ fn shadow_mode_counts_like_native_and_lets_everything_through() {
         "filter_enforced": percent(0),
         "request_headers_to_add_when_not_enforced": [{"header": {"key": "x-shadow-limited", "value": "true"}}]
     });
-    let envoy = start(
-        BootstrapBuilder::new(upstream.port())
-            .listener(
-                "native",
-                vec![native(&limit_config("native", extra.clone()))],
-            )
-            .listener("wasm", vec![wasm(&limit_config("wasm", extra))]),
-    );
+    let envoy = side_by_side(&upstream, extra);
     for listener in ["native", "wasm"] {
         let port = envoy.listener_port(listener).unwrap();
         let responses: Vec<Response> = (0..4)

@@ -32,18 +32,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let mut rng = StdRng::seed_from_u64(31);
-        let mut keys = vec![
-            EcTestKey::from_pkcs8(
-                "openssl-p256",
-                Algorithm::ES256,
-                include_bytes!("data/p256.der"),
-            ),
-            EcTestKey::from_pkcs8(
-                "openssl-p384",
-                Algorithm::ES384,
-                include_bytes!("data/p384.der"),
-            ),
-        ];
+        let mut keys = EcTestKey::openssl_fixtures();
         for alg in EC_ALGS {
             let len = ec_len(alg);
             let n = ec_order(alg);

@@ -67,18 +67,7 @@ fn check_key(alg: Algorithm, bytes: &[u8], msg: &[u8], sig: &[u8], what: &str) -
 
 fn keys() -> Vec<EcTestKey> {
     let mut rng = StdRng::seed_from_u64(41);
-    let mut keys = vec![
-        EcTestKey::from_pkcs8(
-            "openssl-p256",
-            Algorithm::ES256,
-            include_bytes!("data/p256.der"),
-        ),
-        EcTestKey::from_pkcs8(
-            "openssl-p384",
-            Algorithm::ES384,
-            include_bytes!("data/p384.der"),
-        ),
-    ];
+    let mut keys = EcTestKey::openssl_fixtures();
     for alg in EC_ALGS {
         keys.push(EcTestKey::from_scalar(
             format!("{alg:?} d=1"),

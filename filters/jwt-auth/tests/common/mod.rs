@@ -540,6 +540,22 @@ impl EcTestKey {
         }
     }
 
+    /// The checked-in OpenSSL keys (`data/p256.der`, `data/p384.der`).
+    pub fn openssl_fixtures() -> Vec<Self> {
+        vec![
+            EcTestKey::from_pkcs8(
+                "openssl-p256",
+                Algorithm::ES256,
+                include_bytes!("../data/p256.der"),
+            ),
+            EcTestKey::from_pkcs8(
+                "openssl-p384",
+                Algorithm::ES384,
+                include_bytes!("../data/p384.der"),
+            ),
+        ]
+    }
+
     /// The key in a PKCS#8 DER private key (the checked-in fixtures).
     pub fn from_pkcs8(name: impl Into<String>, alg: Algorithm, der: &[u8]) -> Self {
         let d = match alg {
