@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Tokens longer than this are refused before any decoding (Envoy has no such limit; a bound
@@ -164,8 +165,105 @@ pub struct Jwt {
 }
 
 fn decode(segment: &str) -> Option<Vec<u8>> {
-    // Envoy's decoder accepts the URL-safe alphabet with or without padding.
-    URL_SAFE_NO_PAD.decode(segment.trim_end_matches('=')).ok()
+    // No `=` padding and canonical tail bits, so each token has exactly one spelling.
+    URL_SAFE_NO_PAD.decode(segment).ok()
+}
+
+/// Nesting that native jwt_authn's JSON parser (protobuf's) accepts in a token's header or
+/// payload, counting the outer object as one level.
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// A JSON value read through serde_json, refusing what protobuf's JSON parser refuses and
+/// serde_json would let pass: a key repeated in one object (serde_json keeps the last), and
+/// nesting deeper than [`MAX_JSON_DEPTH`]. The value is how many more levels may open.
+struct StrictJson(usize);
+
+impl<'de> DeserializeSeed<'de> for StrictJson {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl StrictJson {
+    fn nested<E: de::Error>(&self) -> Result<StrictJson, E> {
+        match self.0.checked_sub(1) {
+            Some(left) => Ok(StrictJson(left)),
+            None => Err(E::custom("nested too deeply")),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for StrictJson {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Value, E> {
+        Ok(Value::from(value))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictJson(inner.0))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let inner = self.nested()?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let value = map.next_value_seed(StrictJson(inner.0))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// A JSON object under [`StrictJson`]'s rules, with nothing after it but whitespace.
+fn strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictJson(MAX_JSON_DEPTH)
+        .deserialize(&mut deserializer)
+        .ok()?;
+    deserializer.end().ok()?;
+    match value {
+        Value::Object(object) => Some(object),
+        _ => None,
+    }
 }
 
 fn string_claim(
@@ -214,8 +312,7 @@ impl Jwt {
             return Err(JwtError::BadFormat);
         };
         let header = decode(header_b64).ok_or(JwtError::HeaderBadBase64)?;
-        let header: Map<String, Value> =
-            serde_json::from_slice(&header).map_err(|_| JwtError::HeaderBadJson)?;
+        let header = strict_object(&header).ok_or(JwtError::HeaderBadJson)?;
         let alg = match header.get("alg") {
             Some(Value::String(alg)) => alg.clone(),
             _ => return Err(JwtError::HeaderBadAlg),
@@ -229,8 +326,7 @@ impl Jwt {
             Some(_) => return Err(JwtError::HeaderBadKid),
         };
         let payload = decode(payload_b64).ok_or(JwtError::PayloadBadBase64)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| JwtError::PayloadBadJson)?;
+        let claims = strict_object(&payload).ok_or(JwtError::PayloadBadJson)?;
         let iss = string_claim(&claims, "iss", "Jwt payload [iss] field is not a string")?;
         let sub = string_claim(&claims, "sub", "Jwt payload [sub] field is not a string")?;
         time_claim(
@@ -510,6 +606,155 @@ mod tests {
             Jwt::parse(&format!("{}..{}.c2ln", b64(&ok_header), b64(&json!({})))).is_ok(),
             "empty parts are skipped"
         );
+    }
+
+    fn raw_token(header: &str, payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    #[test]
+    fn a_repeated_key_refuses_the_token() {
+        let header = r#"{"alg":"RS256"}"#;
+        let cases = [
+            (
+                r#"{"alg":"RS256","alg":"RS256"}"#,
+                "{}",
+                JwtError::HeaderBadJson,
+            ),
+            (
+                r#"{"alg":"RS256","kid":"a","kid":"b"}"#,
+                "{}",
+                JwtError::HeaderBadJson,
+            ),
+            (
+                header,
+                r#"{"iss":"evil","iss":"good"}"#,
+                JwtError::PayloadBadJson,
+            ),
+            (
+                header,
+                r#"{"exp":1,"sub":"a","exp":9999999999}"#,
+                JwtError::PayloadBadJson,
+            ),
+            // Equal once unescaped.
+            (
+                header,
+                r#"{"iss":"a","\u0069ss":"b"}"#,
+                JwtError::PayloadBadJson,
+            ),
+            // Deep inside a claim.
+            (
+                header,
+                r#"{"o":{"a":[{"k":1,"k":2}]}}"#,
+                JwtError::PayloadBadJson,
+            ),
+        ];
+        for (header, payload, expected) in cases {
+            assert_eq!(
+                Jwt::parse(&raw_token(header, payload)).unwrap_err(),
+                expected,
+                "{header} {payload}"
+            );
+        }
+        // The same key in sibling objects is fine.
+        let jwt = Jwt::parse(&raw_token(
+            header,
+            r#"{"a":{"k":1},"b":{"k":2},"c":[{"k":3},{"k":4}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(jwt.claim("b.k"), Some(&json!(2)));
+    }
+
+    #[test]
+    fn nesting_is_bounded_as_in_native() {
+        let nested = |depth: usize, open: &str, close: &str| {
+            // The payload object is level 1.
+            format!(
+                r#"{{"d":{}1{}}}"#,
+                open.repeat(depth - 1),
+                close.repeat(depth - 1)
+            )
+        };
+        let header = r#"{"alg":"RS256"}"#;
+        for (open, close) in [("[", "]"), (r#"{"k":"#, "}")] {
+            let at_limit = nested(MAX_JSON_DEPTH, open, close);
+            assert!(Jwt::parse(&raw_token(header, &at_limit)).is_ok(), "{open}");
+            let over = nested(MAX_JSON_DEPTH + 1, open, close);
+            assert_eq!(
+                Jwt::parse(&raw_token(header, &over)).unwrap_err(),
+                JwtError::PayloadBadJson,
+                "{open}"
+            );
+            let header_over = format!(r#"{{"alg":"RS256","x":{}}}"#, &over[5..over.len() - 1]);
+            assert_eq!(
+                Jwt::parse(&raw_token(&header_over, "{}")).unwrap_err(),
+                JwtError::HeaderBadJson,
+                "{open}"
+            );
+        }
+        // Far past serde_json's own limit: refused, not a stack overflow.
+        let deep = format!(r#"{{"d":{}}}"#, "[".repeat(5_000));
+        assert_eq!(
+            Jwt::parse(&raw_token(header, &deep)).unwrap_err(),
+            JwtError::PayloadBadJson
+        );
+    }
+
+    #[test]
+    fn strict_json_keeps_values_and_refuses_what_json_refuses() {
+        let payload =
+            r#"{"s":"x\u00e9","n":-1,"u":18446744073709551615,"f":1.5,"b":true,"z":null,"a":[]} "#;
+        let jwt = Jwt::parse(&raw_token(r#"{"alg":"RS256"}"#, payload)).unwrap();
+        assert_eq!(
+            Value::Object(jwt.claims),
+            serde_json::from_str::<Value>(payload).unwrap()
+        );
+        for payload in [r#"{"a":1} x"#, r#"["a"]"#, r#""s""#, r#"{"a":1,}"#, "{"] {
+            assert_eq!(
+                Jwt::parse(&raw_token(r#"{"alg":"RS256"}"#, payload)).unwrap_err(),
+                JwtError::PayloadBadJson,
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn padding_is_refused_so_a_token_has_one_spelling() {
+        use base64::engine::general_purpose::URL_SAFE;
+        // Lengths 16, 11 and 4 bytes: each segment has a padded spelling.
+        let (header, payload, signature) = (r#"{"alg":"RS256" }"#, r#"{"sub":"a"}"#, "sig!");
+        let segments = |pad: [bool; 3]| {
+            let encode = |text: &str, pad: bool| {
+                if pad {
+                    URL_SAFE.encode(text)
+                } else {
+                    URL_SAFE_NO_PAD.encode(text)
+                }
+            };
+            format!(
+                "{}.{}.{}",
+                encode(header, pad[0]),
+                encode(payload, pad[1]),
+                encode(signature, pad[2])
+            )
+        };
+        let unpadded = segments([false; 3]);
+        assert_eq!(Jwt::parse(&unpadded).unwrap().signature, b"sig!");
+        let cases = [
+            (segments([true, false, false]), JwtError::HeaderBadBase64),
+            (segments([false, true, false]), JwtError::PayloadBadBase64),
+            (segments([false, false, true]), JwtError::SignatureBadBase64),
+            (format!("{unpadded}="), JwtError::SignatureBadBase64),
+            (format!("{unpadded}==="), JwtError::SignatureBadBase64),
+        ];
+        for (spelling, expected) in cases {
+            assert!(spelling.contains('='));
+            assert_eq!(Jwt::parse(&spelling).unwrap_err(), expected, "{spelling}");
+        }
     }
 
     #[test]
