@@ -228,6 +228,80 @@ fn same_answers_as_native_jwt_authn() {
         allowed >= 8,
         "the comparison covers successes too ({allowed})"
     );
+    // Hostile placements of tokens and headers: the same verdict and upstream request.
+    let good = token(Algorithm::RS256, &claims(now));
+    let parts: Vec<&str> = good.split('.').collect();
+    let with_payload = |payload: String| format!("{}.{}.{}", parts[0], b64(&payload), parts[2]);
+    let forged = with_payload(json!({"iss": ISSUER, "aud": "api", "sub": "admin"}).to_string());
+    let repeated_iss = with_payload(format!(r#"{{"iss":"x","iss":"{ISSUER}","aud":"api"}}"#));
+    let bearer = |token: &str| format!("Bearer {token}");
+    // (what, path, headers)
+    type Placement = (&'static str, String, Vec<(&'static str, String)>);
+    let hostile: Vec<Placement> = vec![
+        (
+            "forged token under an encoded parameter name",
+            format!("/api?access%5Ftoken={forged}"),
+            vec![("authorization", bearer(&good))],
+        ),
+        (
+            "good token under two spellings",
+            format!("/api?access%5Ftoken={good}&access_token={good}"),
+            vec![],
+        ),
+        (
+            "spoofed claim headers on a public path",
+            "/public/x".into(),
+            vec![("x-sub", "admin".into()), ("x-jwt-payload", "e30".into())],
+        ),
+        (
+            "spoofed claim header next to a good token",
+            "/api".into(),
+            vec![
+                ("authorization", bearer(&good)),
+                ("x-tenant", "evil".into()),
+            ],
+        ),
+        (
+            "prefix followed by =",
+            "/api".into(),
+            vec![("authorization", format!("Bearer ={good}"))],
+        ),
+        (
+            "repeated iss",
+            "/api".into(),
+            vec![("authorization", bearer(&repeated_iss))],
+        ),
+        (
+            "= after the signature",
+            "/api".into(),
+            vec![("authorization", bearer(&format!("{good}=")))],
+        ),
+    ];
+    for (name, path, headers) in hostile {
+        let send_to = |listener: &str| {
+            let mut request = Request::get(&path).header("host", "api.example.com");
+            for (header, value) in &headers {
+                request = request.header(header, value);
+            }
+            request
+                .send(envoy.listener_port(listener).unwrap())
+                .unwrap()
+        };
+        let (native, ours) = (send_to("native"), send_to("wasm"));
+        assert_eq!(ours.status, native.status, "{name}\n{}", envoy.logs());
+        if native.status != 200 {
+            assert_eq!(ours.body, native.body, "{name}");
+            continue;
+        }
+        assert_eq!(ours.json()["path"], native.json()["path"], "{name}");
+        for upstream_header in ["x-sub", "x-tenant", "x-jwt-payload", "authorization"] {
+            assert_eq!(
+                ours.upstream_header_all(upstream_header),
+                native.upstream_header_all(upstream_header),
+                "{name}: {upstream_header}"
+            );
+        }
+    }
     let public = send(&envoy, "wasm", "/public/x", None);
     assert_eq!(
         public.status, 200,

@@ -151,6 +151,19 @@ impl Snapshot {
             })
     }
 
+    /// Every value of `name` (lower-case), in map order: a repeated header has one entry per
+    /// value, where `proxy_get_header_map_value` shows only the first.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(key, _)| *key == name.as_bytes())
+            .map(|(_, value)| value)
+    }
+
+    /// Whether `name` (lower-case) is present at least once.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
     /// Every (name, value) entry, in map order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries
@@ -204,6 +217,12 @@ mod snapshot_tests {
         assert_eq!(snapshot.get("x"), Some(&b"1"[..]));
         assert_eq!(snapshot.get("e"), Some(&b""[..]));
         assert_eq!(snapshot.get("y"), None);
+        assert_eq!(
+            snapshot.get_all("x").collect::<Vec<_>>(),
+            [&b"1"[..], &b"2"[..]]
+        );
+        assert_eq!(snapshot.get_all("y").count(), 0);
+        assert!(snapshot.contains("e") && !snapshot.contains("y"));
         assert_eq!(snapshot.iter().count(), 4);
         let good = encode_pairs(&[("a", "b")]);
         for cut in 1..good.len() {

@@ -58,100 +58,121 @@ impl RequestInfo {
         )
     }
 
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.get(name)
-    }
-
-    fn cookies(&self) -> Option<&[u8]> {
-        self.headers.get("cookie")
-    }
-
-    /// Every token at `locations`, in extraction order.
-    pub fn tokens(&self, locations: &[Location]) -> Vec<Token> {
-        locations
-            .iter()
-            .filter_map(|location| {
-                let value = match location {
-                    Location::Header(name, prefix) => from_header(self.header(name)?, prefix)?,
-                    Location::Param(name) => {
-                        percent_decode(request::query_parameter(&self.path, name)?)?
+    /// Every token at `locations`, in the order Envoy's extractor finds them: header
+    /// locations by name and prefix, then parameters, then cookies, each once however many
+    /// providers name it. Each value of a repeated header is a token of its own.
+    pub fn tokens<'a>(&self, locations: impl IntoIterator<Item = &'a Location>) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        for location in native_order(locations) {
+            match location {
+                Location::Header(name, prefix) => {
+                    for value in self.headers.get_all(name) {
+                        if let Some(value) = from_header(value, prefix) {
+                            tokens.push(Token {
+                                location: location.clone(),
+                                value,
+                            });
+                        }
                     }
-                    Location::Cookie(name) => cookie(self.cookies()?, name)?,
-                };
-                Some(Token {
-                    location: location.clone(),
-                    value,
-                })
-            })
-            .collect()
+                }
+                Location::Param(name) => {
+                    if let Some(value) = request::query_parameter(&self.path, name) {
+                        tokens.push(Token {
+                            location: location.clone(),
+                            value: String::from_utf8_lossy(&value).into_owned(),
+                        });
+                    }
+                }
+                Location::Cookie(name) => {
+                    if let Some(value) = request::cookie(self.headers.get_all("cookie"), name) {
+                        tokens.push(Token {
+                            location: location.clone(),
+                            value: String::from_utf8_lossy(value).into_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        tokens
     }
 }
 
+/// Envoy keys its header locations by name followed by prefix, in a sorted map; then come
+/// parameters and cookies, each sorted by name.
+fn order_key(location: &Location) -> (u8, String) {
+    match location {
+        Location::Header(name, prefix) => (0, format!("{name}{prefix}")),
+        Location::Param(name) => (1, name.clone()),
+        Location::Cookie(name) => (2, name.clone()),
+    }
+}
+
+/// `locations` sorted and without repeats, as Envoy's extractor holds them.
+fn native_order<'a>(locations: impl IntoIterator<Item = &'a Location>) -> Vec<&'a Location> {
+    let mut ordered: Vec<(&Location, (u8, String))> = Vec::new();
+    for location in locations {
+        let key = order_key(location);
+        if let Err(at) = ordered.binary_search_by(|(_, other)| other.cmp(&key)) {
+            ordered.insert(at, (location, key));
+        }
+    }
+    ordered.into_iter().map(|(location, _)| location).collect()
+}
+
+/// Envoy's JWT alphabet: base64url and `.`.
 fn is_jwt_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'=')
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.')
 }
 
 /// The token in a header value: everything after `prefix` (found anywhere, case-sensitively),
-/// from its first token character to the end, as Envoy's extractor.
+/// from its first token character to the end (the whole value when there is none), as Envoy's
+/// extractor. `None` when the prefix is absent.
 fn from_header(value: &[u8], prefix: &str) -> Option<String> {
-    let value = String::from_utf8_lossy(value);
     if prefix.is_empty() {
-        return Some(value.into_owned());
+        return Some(String::from_utf8_lossy(value).into_owned());
     }
-    let after = &value[value.find(prefix)? + prefix.len()..];
-    match after.bytes().position(is_jwt_char) {
-        Some(start) => Some(after[start..].to_string()),
-        None => Some(value.into_owned()),
-    }
+    let after = value
+        .windows(prefix.len())
+        .position(|window| window == prefix.as_bytes())?
+        + prefix.len();
+    let token = match value[after..].iter().position(|&b| is_jwt_char(b)) {
+        Some(start) => &value[after + start..],
+        None => value,
+    };
+    Some(String::from_utf8_lossy(token).into_owned())
 }
 
-fn cookie(header: &[u8], name: &str) -> Option<String> {
-    let value = request::cookie(header, name)?;
-    let value = value
-        .strip_prefix(b"\"")
-        .and_then(|v| v.strip_suffix(b"\""))
-        .unwrap_or(value);
-    Some(String::from_utf8_lossy(value).into_owned())
-}
-
-fn percent_decode(raw: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut bytes = raw.iter().copied();
-    while let Some(byte) = bytes.next() {
-        if byte == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(byte);
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Removes a verified token from the request (`forward: false`): the whole header, or every
-/// occurrence of the query parameter. Cookies stay, as in Envoy.
-pub fn remove(token: &Token, info: &RequestInfo) -> Result<(), Status> {
+/// Removes a verified token from the request (`forward: false`) as Envoy does: every value of
+/// the header, or every occurrence of the query parameter. A parameter is removed from
+/// `new_path` (`original_path` until a first removal), for the caller to set once.
+pub fn remove(
+    token: &Token,
+    original_path: &[u8],
+    new_path: &mut Option<Vec<u8>>,
+) -> Result<(), Status> {
     match &token.location {
         Location::Header(name, _) => REQUEST_HEADERS.remove(name),
-        Location::Param(name) => REQUEST_HEADERS.set(":path", &without_param(&info.path, name)),
+        Location::Param(name) => {
+            let path = new_path.get_or_insert_with(|| original_path.to_vec());
+            *path = without_param(path, name);
+            Ok(())
+        }
         Location::Cookie(_) => Ok(()),
     }
 }
 
-/// `path` without every `name=...` (or bare `name`) query parameter.
+/// `path` without every `name=...` (or bare `name`) query parameter, names compared after
+/// percent-decoding as Envoy reads them.
 fn without_param(path: &[u8], name: &str) -> Vec<u8> {
     let Some(question) = path.iter().position(|&b| b == b'?') else {
         return path.to_vec();
     };
     let (before, query) = (&path[..question], &path[question + 1..]);
-    let (query, fragment) = match query.iter().position(|&b| b == b'#') {
-        Some(at) => (&query[..at], &query[at..]),
-        None => (query, &b""[..]),
-    };
     let kept: Vec<&[u8]> = query
         .split(|&b| b == b'&')
         .filter(|pair| {
-            !pair.is_empty() && pair.splitn(2, |&b| b == b'=').next() != Some(name.as_bytes())
+            let key = pair.split(|&b| b == b'=').next().unwrap_or_default();
+            !pair.is_empty() && *request::percent_decode(key) != *name.as_bytes()
         })
         .collect();
     let mut out = before.to_vec();
@@ -159,13 +180,28 @@ fn without_param(path: &[u8], name: &str) -> Vec<u8> {
         out.push(b'?');
         out.extend(kept.join(&b'&'));
     }
-    out.extend_from_slice(fragment);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(headers: &[(&str, &str)]) -> RequestInfo {
+        let headers = Snapshot::from_wire(sdk_ext::wire::encode_pairs(headers)).unwrap();
+        RequestInfo {
+            path: headers.get(":path").unwrap_or_default().to_vec(),
+            headers,
+        }
+    }
+
+    fn values(tokens: &[Token]) -> Vec<&str> {
+        tokens.iter().map(|token| token.value.as_str()).collect()
+    }
+
+    fn header(name: &str, prefix: &str) -> Location {
+        Location::Header(name.into(), prefix.into())
+    }
 
     #[test]
     fn header_tokens_follow_envoys_prefix_search() {
@@ -187,35 +223,115 @@ mod tests {
             from_header(b"Bearer   tok", "Bearer ").as_deref(),
             Some("tok")
         );
-    }
-
-    #[test]
-    fn params_and_cookies() {
-        let headers = sdk_ext::wire::encode_pairs(&[
-            (":path", &b"/p?a=1&access_token=x%2Ey&b"[..]),
-            ("cookie", b"s=1; jwt=\"quoted\""),
-        ]);
-        let headers = Snapshot::from_wire(headers).unwrap();
-        let info = RequestInfo {
-            path: headers.get(":path").unwrap().to_vec(),
-            headers,
-        };
-        let tokens = info.tokens(&[
-            Location::Param("access_token".into()),
-            Location::Cookie("jwt".into()),
-            Location::Cookie("nope".into()),
-        ]);
         assert_eq!(
-            tokens.iter().map(|t| t.value.as_str()).collect::<Vec<_>>(),
-            ["x.y", "quoted"]
+            from_header(b"Bearer ==tok=", "Bearer ").as_deref(),
+            Some("tok="),
+            "`=` is not a token character: it is skipped before the token, kept after"
+        );
+        assert_eq!(
+            from_header(b"Bearer  ", "Bearer ").as_deref(),
+            Some("Bearer  "),
+            "no token character: the whole value"
+        );
+        assert_eq!(
+            from_header(b"Bearer a, Bearer b", "Bearer ").as_deref(),
+            Some("a, Bearer b"),
+            "a merged header is one token to the end"
         );
     }
 
     #[test]
-    fn removing_a_parameter_keeps_the_rest() {
+    fn every_value_of_a_repeated_header_is_a_token() {
+        let request = info(&[
+            (":path", "/p"),
+            ("x-jwt", "first"),
+            ("authorization", "Bearer one"),
+            ("x-jwt", "second"),
+            ("authorization", "Basic zz"),
+            ("authorization", "Bearer two"),
+        ]);
+        let tokens = request.tokens(&[header("x-jwt", ""), header("authorization", "Bearer ")]);
+        assert_eq!(values(&tokens), ["one", "two", "first", "second"]);
+        assert_eq!(tokens[0].location, header("authorization", "Bearer "));
+        assert_eq!(tokens[3].location, header("x-jwt", ""));
+    }
+
+    #[test]
+    fn locations_are_read_once_in_envoys_order() {
+        let request = info(&[
+            (":path", "/p?b=pb&a=pa"),
+            ("cookie", "z=cz; y=cy"),
+            ("x-b", "hb"),
+            ("x-a", "Bearer ha"),
+        ]);
+        let locations = [
+            Location::Cookie("z".into()),
+            Location::Param("b".into()),
+            header("x-b", ""),
+            Location::Cookie("y".into()),
+            header("x-a", "Bearer "),
+            Location::Param("a".into()),
+            header("x-b", ""),
+            Location::Param("b".into()),
+        ];
+        assert_eq!(
+            values(&request.tokens(&locations)),
+            ["ha", "hb", "pa", "pb", "cy", "cz"]
+        );
+        // The key is name then prefix as one string: "x-a-b" sorts before "x-aB".
+        let request = info(&[(":path", "/"), ("x-a", "B1"), ("x-a-b", "2")]);
+        assert_eq!(
+            values(&request.tokens(&[header("x-a", "B"), header("x-a-b", "")])),
+            ["2", "1"]
+        );
+    }
+
+    #[test]
+    fn params_are_decoded_and_cookies_read_from_every_header() {
+        let request = info(&[
+            (
+                ":path",
+                "/p?a=1&access%5Ftoken=x%2Ey&access_token=later&bad=%zz",
+            ),
+            ("cookie", "s=1"),
+            ("cookie", "other=2;  jwt=\"quoted\""),
+        ]);
+        let tokens = request.tokens(&[
+            Location::Param("access_token".into()),
+            Location::Param("bad".into()),
+            Location::Cookie("jwt".into()),
+            Location::Cookie("nope".into()),
+        ]);
+        assert_eq!(values(&tokens), ["x.y", "%zz", "quoted"]);
+    }
+
+    #[test]
+    fn removing_a_parameter_removes_every_spelling_of_it() {
         assert_eq!(without_param(b"/p?a=1&t=x&b=2", "t"), b"/p?a=1&b=2");
         assert_eq!(without_param(b"/p?t=x", "t"), b"/p");
-        assert_eq!(without_param(b"/p?t=x&t=y&tt=1#f", "t"), b"/p?tt=1#f");
+        assert_eq!(without_param(b"/p?t=x&t=y&tt=1", "t"), b"/p?tt=1");
+        assert_eq!(without_param(b"/p?%74=x&t%3D=y&t", "t"), b"/p?t%3D=y");
         assert_eq!(without_param(b"/p", "t"), b"/p");
+    }
+
+    #[test]
+    fn removals_build_on_each_other() {
+        let original = b"/p?a=1&b=2&c=3";
+        let mut path = None;
+        let token = |location: Location| Token {
+            location,
+            value: String::new(),
+        };
+        remove(&token(Location::Param("a".into())), original, &mut path).unwrap();
+        remove(&token(Location::Param("c".into())), original, &mut path).unwrap();
+        assert_eq!(path.as_deref(), Some(&b"/p?b=2"[..]));
+        let mut untouched = None;
+        remove(
+            &token(Location::Cookie("a".into())),
+            original,
+            &mut untouched,
+        )
+        .unwrap();
+        assert_eq!(untouched, None, "cookies stay, as in Envoy");
     }
 }

@@ -244,8 +244,14 @@ impl JwtAuthRoot {
 
     /// Applies a decision: the good tokens' headers and the pass, or the refusal.
     fn finish(&self, info: &RequestInfo, result: Result<(), JwtError>, good: &[Good]) -> bool {
+        let mut path = None;
         for token in good {
-            self.apply(info, token);
+            self.apply(info, token, &mut path);
+        }
+        if let Some(path) = path.filter(|path| *path != info.path) {
+            if let Err(status) = REQUEST_HEADERS.set(":path", &path) {
+                log::warn!("jwt_auth: could not remove the token from the path: {status:?}");
+            }
         }
         match result {
             Ok(()) => {
@@ -284,8 +290,9 @@ impl JwtAuthRoot {
         }
     }
 
-    /// What a good token does to the request: payload and claim headers, and its removal.
-    fn apply(&self, info: &RequestInfo, good: &Good) {
+    /// What a good token does to the request: payload and claim headers, and its removal
+    /// (a removed query parameter goes into `path`, which starts as the request's `:path`).
+    fn apply(&self, info: &RequestInfo, good: &Good, path: &mut Option<Vec<u8>>) {
         let provider = &self.config.providers[good.provider];
         let mut result = Ok(());
         if !provider.forward_payload_header.is_empty() {
@@ -309,7 +316,7 @@ impl JwtAuthRoot {
             }
         }
         if !provider.forward {
-            result = result.and(extract::remove(&good.token, info));
+            result = result.and(extract::remove(&good.token, &info.path, path));
         }
         if let Err(status) = result {
             log::warn!("jwt_auth: could not update the request headers: {status:?}");
@@ -557,7 +564,31 @@ impl HttpFilter for JwtAuth {
     fn on_request_headers(&mut self, _end_of_stream: bool) -> Action {
         let root = &self.root;
         let config = &root.config;
-        let info = RequestInfo::read();
+        let mut info = RequestInfo::read();
+        // Headers this filter produces never come from the client: like native, they go first,
+        // before the CORS bypass and the rule match, on every route. The snapshot says which
+        // are there, so an absent one costs no hostcall.
+        let mut removed: Vec<&str> = Vec::new();
+        for provider in &config.providers {
+            let outputs = std::iter::once(&provider.forward_payload_header)
+                .chain(provider.claim_to_headers.iter().map(|(header, _)| header));
+            for header in outputs {
+                if header.is_empty()
+                    || !info.headers.contains(header)
+                    || removed.contains(&&**header)
+                {
+                    continue;
+                }
+                removed.push(header);
+                if let Err(status) = REQUEST_HEADERS.remove(header) {
+                    log::warn!("jwt_auth: cannot remove the client's {header}: {status:?}");
+                }
+            }
+        }
+        if !removed.is_empty() {
+            // Rules match on the headers as they are now.
+            info = RequestInfo::read();
+        }
         let is_set = |name: &str| {
             info.headers
                 .get(name)
@@ -584,16 +615,6 @@ impl HttpFilter for JwtAuth {
         if matches!(config.rules[rule].requirement, Requirement::AllowAll) {
             root.metrics.allowed.increment();
             return Action::Continue;
-        }
-        // Headers this filter produces must not come from the client.
-        for provider in &config.providers {
-            let outputs = std::iter::once(&provider.forward_payload_header)
-                .chain(provider.claim_to_headers.iter().map(|(header, _)| header));
-            for header in
-                outputs.filter(|header| !header.is_empty() && info.headers.get(header).is_some())
-            {
-                let _ = REQUEST_HEADERS.remove(header);
-            }
         }
         match root.evaluate(self.context_id, rule, info) {
             Some(true) => Action::Continue,

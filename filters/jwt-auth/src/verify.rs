@@ -212,23 +212,20 @@ impl Evaluation<'_> {
     }
 
     /// `allow_missing` and `allow_missing_or_failed`: tokens from every provider's locations,
-    /// each checked by the provider its `iss` names. With `allow_missing` the result is the
-    /// last token's, as in Envoy; with `allow_missing_or_failed` it is always a pass.
+    /// each checked by the provider its `iss` names, if a provider with that issuer (or with
+    /// none) looks where the token was found. With `allow_missing` the result is the first
+    /// token's (the last checked), as in Envoy; with `allow_missing_or_failed` it is a pass.
     fn provider_less(&mut self, good: &mut Vec<Good>, allow_failed: bool) -> Step {
-        let mut locations: Vec<Location> = Vec::new();
-        for provider in &self.config.providers {
-            for location in &provider.locations {
-                if !locations.contains(location) {
-                    locations.push(location.clone());
-                }
-            }
-        }
+        let providers = &self.config.providers;
+        let tokens = self
+            .info
+            .tokens(providers.iter().flat_map(|provider| &provider.locations));
         let mut result = Ok(());
-        for token in self.info.tokens(&locations).into_iter().rev() {
-            let checked = match self
-                .parsed(&token.value)
-                .and_then(|jwt| self.provider_for(&jwt.iss))
-            {
+        for token in tokens.into_iter().rev() {
+            let checked = match self.parsed(&token.value).and_then(|jwt| {
+                self.issuer_looks_at(&jwt.iss, &token.location)?;
+                self.provider_for(&jwt.iss)
+            }) {
                 Ok(provider) => self
                     .token(provider, &token, None)?
                     .map(|jwt| (provider, jwt)),
@@ -247,6 +244,20 @@ impl Evaluation<'_> {
             };
         }
         Ok(if allow_failed { Ok(()) } else { result })
+    }
+
+    /// Envoy binds a token to where it was found: some provider that looks at `location` must
+    /// name `issuer`, or name none.
+    fn issuer_looks_at(&self, issuer: &str, location: &Location) -> Result<(), JwtError> {
+        self.config
+            .providers
+            .iter()
+            .any(|provider| {
+                provider.locations.contains(location)
+                    && (provider.issuer.is_empty() || provider.issuer == issuer)
+            })
+            .then_some(())
+            .ok_or(JwtError::UnknownIssuer)
     }
 
     fn provider_for(&self, issuer: &str) -> Result<usize, JwtError> {
@@ -331,5 +342,198 @@ impl Evaluation<'_> {
             self.cache.insert(&token.value, jwt.clone(), index);
         }
         Ok(Ok(jwt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{JwtAuthConfig, KeySource};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sdk_ext::headers::Snapshot;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"a secret that is long enough for HS256";
+    const A: &str = "https://a.example";
+    const B: &str = "https://b.example";
+
+    /// Provider `a` reads `x-a` and cookie `jwt`; `b` reads `x-b`; rule `i` has requirement i.
+    fn config(requirements: &[serde_json::Value]) -> Config {
+        let keys =
+            json!({"keys": [{"kty": "oct", "k": URL_SAFE_NO_PAD.encode(SECRET)}]}).to_string();
+        let rules: Vec<_> = requirements
+            .iter()
+            .enumerate()
+            .map(|(i, requires)| json!({"match": {"path": format!("/{i}")}, "requires": requires}))
+            .collect();
+        let config = json!({
+            "providers": {
+                "a": {"issuer": A, "local_jwks": {"inline_string": keys}, "from_headers": [{"name": "x-a"}], "from_cookies": ["jwt"]},
+                "b": {"issuer": B, "local_jwks": {"inline_string": keys}, "from_headers": [{"name": "x-b"}]}
+            },
+            "rules": rules
+        });
+        sdk_ext::config::load::<JwtAuthConfig>(config.to_string().as_bytes()).unwrap()
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    fn forge(token: &str) -> String {
+        let mut forged = token.to_string();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        forged
+    }
+
+    /// Evaluates rule `rule` for a request with `headers`: the result and, for each good
+    /// token, its provider and where it was found.
+    fn evaluate(
+        config: &Config,
+        rule: usize,
+        headers: &[(&str, &str)],
+    ) -> (Result<(), JwtError>, Vec<(usize, Location)>) {
+        let mut all = vec![(":path", "/")];
+        all.extend_from_slice(headers);
+        let headers = Snapshot::from_wire(sdk_ext::wire::encode_pairs(&all)).unwrap();
+        let info = RequestInfo {
+            path: b"/".to_vec(),
+            headers,
+        };
+        let keys = |provider: usize| match &config.providers[provider].keys {
+            KeySource::Local(keys) => KeyState::Ready(keys.clone()),
+            KeySource::Remote(_) => KeyState::Failed,
+        };
+        let mut cache = TokenCache::new(0);
+        let mut evaluation = Evaluation {
+            config,
+            info: &info,
+            now: 1_000,
+            keys: &keys,
+            cache: &mut cache,
+            cache_use: CacheUse::default(),
+        };
+        match evaluation.run(&config.rules[rule].requirement) {
+            Outcome::Done(result, good) => (
+                result,
+                good.into_iter()
+                    .map(|good| (good.provider, good.token.location))
+                    .collect(),
+            ),
+            Outcome::NeedKeys(provider) => panic!("local keys, yet provider {provider} waits"),
+        }
+    }
+
+    fn x_a() -> Location {
+        Location::Header("x-a".into(), String::new())
+    }
+
+    #[test]
+    fn every_token_of_a_provider_must_verify() {
+        let config = config(&[json!({"provider_name": "a"})]);
+        let good = sign(json!({"iss": A, "sub": "1"}));
+        let forged = forge(&good);
+        for headers in [
+            [("x-a", &*good), ("x-a", &*forged)],
+            [("x-a", &*forged), ("x-a", &*good)],
+            [("x-a", &*good), ("cookie", &format!("s=1;  jwt={forged}"))],
+        ] {
+            assert_eq!(
+                evaluate(&config, 0, &headers).0,
+                Err(JwtError::VerificationFail),
+                "{headers:?}"
+            );
+        }
+        let (result, good_tokens) = evaluate(&config, 0, &[("x-a", &good), ("x-a", &good)]);
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            good_tokens,
+            [(0, x_a()), (0, x_a())],
+            "identical tokens are each checked"
+        );
+        let (result, _) = evaluate(
+            &config,
+            0,
+            &[("cookie", "s=1"), ("cookie", &format!("jwt={good}"))],
+        );
+        assert_eq!(
+            result,
+            Ok(()),
+            "a token in the second Cookie header is found"
+        );
+    }
+
+    #[test]
+    fn without_a_provider_the_first_token_decides_as_in_native() {
+        let config = config(&[
+            json!({"allow_missing": {}}),
+            json!({"allow_missing_or_failed": {}}),
+        ]);
+        let good = sign(json!({"iss": A}));
+        let forged = forge(&good);
+        // Checked last to first; every token is checked, the first one's result stands.
+        let (result, good_tokens) = evaluate(&config, 0, &[("x-a", &good), ("x-a", &forged)]);
+        assert_eq!((result, good_tokens.len()), (Ok(()), 1));
+        let (result, good_tokens) = evaluate(&config, 0, &[("x-a", &forged), ("x-a", &good)]);
+        assert_eq!(
+            (result, good_tokens.len()),
+            (Err(JwtError::VerificationFail), 1)
+        );
+        assert_eq!(evaluate(&config, 0, &[]).0, Ok(()));
+        assert_eq!(evaluate(&config, 1, &[("x-a", &forged)]), (Ok(()), vec![]));
+    }
+
+    #[test]
+    fn a_token_is_bound_to_the_providers_that_look_where_it_was_found() {
+        let config = config(&[
+            json!({"allow_missing": {}}),
+            json!({"allow_missing_or_failed": {}}),
+            json!({"requires_any": {"requirements": [{"provider_name": "a"}, {"allow_missing": {}}]}}),
+            json!({"requires_any": {"requirements": [{"provider_name": "a"}, {"provider_name": "b"}]}}),
+        ]);
+        let of_a = sign(json!({"iss": A}));
+        let of_b = sign(json!({"iss": B}));
+        for rule in [0, 2, 3] {
+            assert_eq!(
+                evaluate(&config, rule, &[("x-a", &of_b)]).0,
+                Err(JwtError::UnknownIssuer),
+                "rule {rule}: b's token where only a looks"
+            );
+        }
+        assert_eq!(
+            evaluate(&config, 0, &[("x-b", &of_a)]).0,
+            Err(JwtError::UnknownIssuer)
+        );
+        assert_eq!(
+            evaluate(&config, 1, &[("x-a", &of_b)]),
+            (Ok(()), vec![]),
+            "allowed to fail, but b's token adds nothing"
+        );
+        assert_eq!(
+            evaluate(&config, 0, &[("x-b", &of_b)]),
+            (
+                Ok(()),
+                vec![(1, Location::Header("x-b".into(), String::new()))]
+            )
+        );
+        assert_eq!(
+            evaluate(&config, 0, &[("x-a", &of_a)]),
+            (Ok(()), vec![(0, x_a())])
+        );
+        assert_eq!(
+            evaluate(&config, 3, &[("x-b", &of_a)]).0,
+            Err(JwtError::UnknownIssuer),
+            "a's token where b looks"
+        );
     }
 }
