@@ -755,6 +755,13 @@ mod tests {
             assert!(spelling.contains('='));
             assert_eq!(Jwt::parse(&spelling).unwrap_err(), expected, "{spelling}");
         }
+        // Nor may the unused low bits of the last character be set ("IQ" is "!", "IR" too).
+        assert!(unpadded.ends_with("IQ"));
+        let tail_bits = format!("{}R", &unpadded[..unpadded.len() - 1]);
+        assert_eq!(
+            Jwt::parse(&tail_bits).unwrap_err(),
+            JwtError::SignatureBadBase64
+        );
     }
 
     #[test]
