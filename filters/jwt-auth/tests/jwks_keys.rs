@@ -54,12 +54,18 @@ fn signature(token: &str) -> Vec<u8> {
     b64url_decode(token.rsplit_once('.').expect("three parts").1)
 }
 
-/// A key pair of one curve: private scalar bytes, public coordinates, and a signer.
+/// Signs a message, returning the raw JWS signature.
+type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
+/// A key pair of one curve: public coordinates and a signer.
 struct EcKey {
     x: Vec<u8>,
     y: Vec<u8>,
-    sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Sign,
 }
+
+/// Makes the key pair of one curve from a seed.
+type MakeKey = fn(u64) -> EcKey;
 
 macro_rules! ec_key_fn {
     ($name:ident, $crate_:ident) => {
@@ -89,7 +95,7 @@ ec_key_fn!(p384_key, p384);
 ec_key_fn!(p521_key, p521);
 
 /// The first seed from 0 whose key has a leading zero byte in x (or y when `in_y`).
-fn key_with_leading_zero(make: fn(u64) -> EcKey, in_y: bool) -> (u64, EcKey) {
+fn key_with_leading_zero(make: MakeKey, in_y: bool) -> (u64, EcKey) {
     (0..5000)
         .map(|seed| (seed, make(seed)))
         .find(|(_, k)| (if in_y { &k.y } else { &k.x })[0] == 0)
@@ -98,7 +104,7 @@ fn key_with_leading_zero(make: fn(u64) -> EcKey, in_y: bool) -> (u64, EcKey) {
 
 #[test]
 fn ec_coordinates_without_leading_zeros_are_padded() {
-    let curves: [(&str, &str, fn(u64) -> EcKey); 3] = [
+    let curves: [(&str, &str, MakeKey); 3] = [
         ("P-256", "ES256", p256_key),
         ("P-384", "ES384", p384_key),
         ("P-521", "ES512", p521_key),
@@ -229,10 +235,22 @@ fn algorithm_and_curve_confusions_are_refused() {
     assert!(KeySet::parse(&doc).is_ok());
     let doc = jwks(&[ec_jwk("", "", &p521.x, &p521.y)]);
     assert_eq!(KeySet::parse(&doc).err(), Some(POINT_ERROR));
-    // An RSA-signed token header with an EC key never verifies.
-    let tok = token("RS256", |_| vec![0u8; 256]);
-    let doc = jwks(&[ec_jwk("P-256", "", &p256.x, &p256.y)]);
-    assert_eq!(verify(&doc, &tok), Err(JwtError::VerificationFail));
+    // An RS256 header with an EC key or an HMAC secret never verifies, even when the signature
+    // is the HMAC of the signing input under that secret.
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let hmac = |msg: &[u8]| {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any length");
+        mac.update(msg);
+        mac.finalize().into_bytes().to_vec()
+    };
+    let oct = format!(r#"{{"kty":"oct","k":"{}"}}"#, b64url_encode(secret));
+    let oct_doc = jwks(std::slice::from_ref(&oct));
+    assert_eq!(verify(&oct_doc, &token("HS256", hmac)), Ok(()));
+    let tok = token("RS256", hmac);
+    for doc in [jwks(&[ec_jwk("P-256", "", &p256.x, &p256.y)]), jwks(&[oct])] {
+        assert_eq!(verify(&doc, &tok), Err(JwtError::VerificationFail));
+    }
 }
 
 fn rsa_jwk(n: &[u8], e: &[u8]) -> String {
@@ -279,5 +297,50 @@ fn rsa_keys_up_to_8192_bits() {
         big[0] = 0xff >> (8 * big.len() - bits);
         let doc = jwks(&[rsa_jwk(&big, e)]);
         assert_eq!(KeySet::parse(&doc).err(), Some(RSA_ERROR), "{bits}");
+    }
+}
+
+/// Envoy takes a trailing byte after an ECDSA signature, and base64url whose unused tail bits are
+/// set; we refuse both, so each token has one spelling.
+#[test]
+fn trailing_signature_bytes_and_tail_bits_are_refused() {
+    let key = p256_key(4);
+    let tok = token("ES256", &key.sign);
+    let doc = jwks(&[ec_jwk("P-256", "ES256", &key.x, &key.y)]);
+    assert_eq!(verify(&doc, &tok), Ok(()));
+    let sig = signature(&tok);
+    for extra in [&[0u8][..], &[1], &[0, 0]] {
+        let longer = [&sig[..], extra].concat();
+        assert_eq!(
+            verify(&doc, &with_signature(&tok, &longer)),
+            Err(JwtError::VerificationFail),
+            "{extra:?}"
+        );
+    }
+    // 64 bytes are 86 characters whose last one carries 2 bits and 4 unused zero bits.
+    let (input, sig_b64) = tok.rsplit_once('.').expect("three parts");
+    assert_eq!(sig_b64.len(), 86);
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = ALPHABET.find(&sig_b64[85..]).expect("base64url");
+    assert_eq!(last & 0xf, 0);
+    // The payload (34 bytes, 46 characters) has 4 unused bits too.
+    let (header, payload) = input.split_once('.').expect("header.payload");
+    assert_eq!(payload.len(), 46);
+    let payload_last = ALPHABET.find(&payload[45..]).expect("base64url");
+    for unused in 1..16 {
+        let spelled = &ALPHABET[last | unused..=(last | unused)];
+        let other = format!("{input}.{}{spelled}", &sig_b64[..85]);
+        assert_eq!(
+            Jwt::parse(&other).err(),
+            Some(JwtError::SignatureBadBase64),
+            "{other}"
+        );
+        let spelled = &ALPHABET[payload_last | unused..=(payload_last | unused)];
+        let other = format!("{header}.{}{spelled}.{sig_b64}", &payload[..45]);
+        assert_eq!(
+            Jwt::parse(&other).err(),
+            Some(JwtError::PayloadBadBase64),
+            "{other}"
+        );
     }
 }
