@@ -109,7 +109,7 @@ fuzz-crypto: rust-target
 	@seed=$${JWT_FUZZ_SEED:-$$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}; \
 	echo "fuzz-crypto: JWT_FUZZ_SEED=$$seed FUZZ_MILLIS=$(FUZZ_MILLIS)"; \
 	export JWT_FUZZ_SEED=$$seed JWT_FUZZ_MILLIS=$(FUZZ_MILLIS); \
-	cargo test --release -p jwt-auth --test crypto_ci -- fuzz_ --nocapture; \
+	cargo test -p jwt-auth --test crypto_ci -- fuzz_ --nocapture; \
 	$(WASM_CRYPTO_TESTS) -- fuzz_ --nocapture
 
 run: build envoy
