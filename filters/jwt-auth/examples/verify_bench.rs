@@ -15,6 +15,7 @@ use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use jwt_auth::crypto::ecdsa::{EcdsaCurve, EcdsaPublicKey};
+use jwt_auth::crypto::p521::P521PublicKey;
 use jwt_auth::crypto::rsa::RsaPublicKey;
 use jwt_auth::crypto::{prepare_ec_key, prepare_key, PROVIDER};
 
@@ -129,4 +130,52 @@ fn main() {
             println!("{name:<12} {:>14} {theirs:>14.1}", "-");
         }
     }
+    rsa_8192(budget);
+    es512(budget);
+}
+
+/// RS256 with the openssl-made 8192-bit key of tests/data (rust_crypto refuses such keys).
+fn rsa_8192(budget: Duration) {
+    let line = include_str!("../tests/data/openssl_tokens.txt")
+        .lines()
+        .find(|l| l.starts_with("8192 RS256 "))
+        .expect("an 8192-bit RS256 token");
+    let token = line.rsplit(' ').next().expect("token");
+    let (msg, sig) = token.rsplit_once('.').expect("three parts");
+    let sig = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig)
+        .expect("base64url");
+    let der = include_bytes!("../tests/data/rsa8192_pub.der");
+    let key = DecodingKey::from_rsa_der(der);
+    let verify = || {
+        (PROVIDER.verifier_factory)(&Algorithm::RS256, &key)
+            .is_ok_and(|v| v.verify(msg.as_bytes(), &sig).is_ok())
+    };
+    let ours = time_it(budget, verify);
+    println!("{:<12} {ours:>14.1} {:>14}", "RS256-8192", "refused");
+}
+
+/// ES512 as the filter checks it: the key parsed from its SEC1 point, then verified (p521 crate).
+fn es512(budget: Duration) {
+    use p521::ecdsa::signature::Signer;
+    let mut scalar = [7u8; 66];
+    scalar[0] = 0;
+    let signing = p521::ecdsa::SigningKey::from_slice(&scalar).expect("scalar below n");
+    let sig: p521::ecdsa::Signature = signing.sign(MESSAGE);
+    let sig = sig.to_bytes().to_vec();
+    let point = p521::ecdsa::VerifyingKey::from(&signing).to_encoded_point(false);
+    let point = point.as_bytes();
+    let mut bad = sig.clone();
+    bad[7] ^= 1;
+    let verify = |sig: &[u8]| {
+        P521PublicKey::from_uncompressed(point).is_ok_and(|k| k.verify(MESSAGE, sig).is_ok())
+    };
+    assert!(!verify(&bad));
+    let prep = time_it(budget / 4, || {
+        P521PublicKey::from_uncompressed(point).is_ok()
+    });
+    let ours = time_it(budget, || verify(&sig));
+    println!(
+        "{:<12} {ours:>14.1} {:>14}  (key parsing {prep:.1} µs, included)",
+        "ES512", "-"
+    );
 }

@@ -3,6 +3,7 @@
 //! this crate's fast verifier.
 
 use crate::crypto::ecdsa::EcdsaCurve;
+use crate::crypto::p521::P521PublicKey;
 use crate::jwt::{Jwt, JwtError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -75,6 +76,38 @@ fn optional(object: &Map<String, Value>, name: &str) -> String {
         .to_string()
 }
 
+/// The curves of EC JWKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JwkCurve {
+    P256,
+    P384,
+    P521,
+}
+
+impl JwkCurve {
+    fn field_len(self) -> usize {
+        match self {
+            JwkCurve::P256 => 32,
+            JwkCurve::P384 => 48,
+            JwkCurve::P521 => crate::crypto::p521::FIELD_LEN,
+        }
+    }
+}
+
+/// `04 || x || y` with each coordinate left-padded with zeros to `field_len` bytes: some issuers
+/// strip leading zero bytes (RFC 7518 says not to), and Envoy accepts that. A coordinate longer
+/// than the field is refused, even with leading zeros; `None` then.
+fn uncompressed_point(x: &[u8], y: &[u8], field_len: usize) -> Option<Vec<u8>> {
+    if x.len() > field_len || y.len() > field_len {
+        return None;
+    }
+    let mut point = vec![0u8; 1 + 2 * field_len];
+    point[0] = 4;
+    point[1 + field_len - x.len()..1 + field_len].copy_from_slice(x);
+    point[1 + 2 * field_len - y.len()..].copy_from_slice(y);
+    Some(point)
+}
+
 fn parse_key(object: &Map<String, Value>) -> Result<Key, &'static str> {
     let kty = text(
         object,
@@ -127,16 +160,23 @@ fn parse_key(object: &Map<String, Value>) -> Result<Key, &'static str> {
                 return Err("[alg] is not started with [ES] for an EC key");
             }
             let crv = optional(object, "crv");
-            let supported = match (alg.as_str(), crv.as_str()) {
-                ("" | "ES256", "" | "P-256") | ("" | "ES384", "P-384") | ("ES384", "") => true,
-                ("ES256", "P-384") | ("ES384", "P-256") => {
+            let curve_of_alg = match alg.as_str() {
+                "" => None,
+                "ES256" => Some(JwkCurve::P256),
+                "ES384" => Some(JwkCurve::P384),
+                "ES512" => Some(JwkCurve::P521),
+                _ => return Err("[crv] or [alg] field is not supported for an EC key"),
+            };
+            let curve = match (crv.as_str(), curve_of_alg) {
+                ("", alg_curve) => alg_curve.unwrap_or(JwkCurve::P256),
+                ("P-256", None | Some(JwkCurve::P256)) => JwkCurve::P256,
+                ("P-384", None | Some(JwkCurve::P384)) => JwkCurve::P384,
+                ("P-521", None | Some(JwkCurve::P521)) => JwkCurve::P521,
+                ("P-256" | "P-384" | "P-521", Some(_)) => {
                     return Err("[crv] field specified is not compatible with [alg] for an EC key")
                 }
-                _ => false,
+                _ => return Err("[crv] or [alg] field is not supported for an EC key"),
             };
-            if !supported {
-                return Err("[crv] or [alg] field is not supported for an EC key");
-            }
             let x = text(
                 object,
                 "x",
@@ -149,17 +189,29 @@ fn parse_key(object: &Map<String, Value>) -> Result<Key, &'static str> {
                 "[y] field is missing for an EC key",
                 "[y] field is not string for an EC key",
             )?;
-            let key =
-                DecodingKey::from_ec_components(x.trim_end_matches('='), y.trim_end_matches('='))
-                    .map_err(|_| "Jwks EC [x] or [y] field is an invalid Base64.")?;
-            let curve = if crv == "P-384" || alg == "ES384" {
-                EcdsaCurve::P384
-            } else {
-                EcdsaCurve::P256
-            };
-            // Checks the point and caches its table, so the first token pays no preparation.
-            crate::crypto::prepare_ec_key(curve, &key)
-                .map_err(|_| "Jwks EC [x] and [y] fields have a parse error.")?;
+            const BASE64: &str = "Jwks EC [x] or [y] field is an invalid Base64.";
+            const POINT: &str = "Jwks EC [x] and [y] fields have a parse error.";
+            let x = URL_SAFE_NO_PAD
+                .decode(x.trim_end_matches('='))
+                .map_err(|_| BASE64)?;
+            let y = URL_SAFE_NO_PAD
+                .decode(y.trim_end_matches('='))
+                .map_err(|_| BASE64)?;
+            let point = uncompressed_point(&x, &y, curve.field_len()).ok_or(POINT)?;
+            let key = DecodingKey::from_ec_der(&point);
+            // Checks the point (and for P-256/P-384 caches its table, so the first token pays
+            // no preparation).
+            match curve {
+                JwkCurve::P256 => crate::crypto::prepare_ec_key(EcdsaCurve::P256, &key)
+                    .map(drop)
+                    .map_err(|_| POINT)?,
+                JwkCurve::P384 => crate::crypto::prepare_ec_key(EcdsaCurve::P384, &key)
+                    .map(drop)
+                    .map_err(|_| POINT)?,
+                JwkCurve::P521 => P521PublicKey::from_uncompressed(&point)
+                    .map(drop)
+                    .map_err(|_| POINT)?,
+            }
             (KeyType::Ec, key)
         }
         "oct" => {
@@ -211,6 +263,15 @@ fn parse_key(object: &Map<String, Value>) -> Result<Key, &'static str> {
     })
 }
 
+/// ES512 with an EC key, which must be a P-521 point (a P-256 or P-384 key never verifies it).
+fn verify_es512(key: &Key, signing_input: &[u8], jwt: &Jwt) -> bool {
+    key.decoding
+        .try_get_as_bytes()
+        .ok()
+        .and_then(|point| P521PublicKey::from_uncompressed(point).ok())
+        .is_some_and(|public| public.verify(signing_input, &jwt.signature).is_ok())
+}
+
 impl KeySet {
     /// Parses a JWKS document. Keys that fail are skipped as long as one key is usable; when
     /// none is, the first key's error is returned (Envoy's status strings).
@@ -257,6 +318,13 @@ impl KeySet {
             candidates += 1;
             if key.kty == KeyType::Okp && jwt.signature.len() != 64 {
                 return Err(JwtError::Ed25519SignatureWrongLength);
+            }
+            if jwt.alg == "ES512" {
+                // Not a jsonwebtoken algorithm: the key's bytes go to the P-521 verifier itself.
+                if key.kty == KeyType::Ec && verify_es512(key, signing_input.as_bytes(), jwt) {
+                    return Ok(());
+                }
+                continue;
             }
             let Some(algorithm) = &algorithm else {
                 continue;

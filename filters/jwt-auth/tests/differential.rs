@@ -1,12 +1,16 @@
 //! Differential tests: every verification goes through this crate's provider and jsonwebtoken's
-//! rust_crypto one, and the two must agree, on valid tokens and on many ways of breaking them.
+//! rust_crypto one, and the two must agree, on valid tokens and on many ways of breaking them,
+//! except where ours is stricter on purpose (a PSS signature not below the modulus), which is
+//! asserted as such.
 
 mod common;
 
 use std::sync::OnceLock;
 
 use common::*;
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER as RUST_CRYPTO;
 use jsonwebtoken::Algorithm;
+use jwt_auth::crypto::PROVIDER;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rsa::BigUint;
@@ -124,6 +128,7 @@ fn mutated_signatures_and_messages() {
 #[test]
 fn special_signature_values() {
     let f = fixture();
+    let mut malleated_pss = 0;
     for (ki, key) in f.keys.iter().enumerate() {
         let k = key.size();
         let n = key.n();
@@ -150,9 +155,14 @@ fn special_signature_values() {
                 let bytes = left_pad(&plus.to_bytes_be(), k);
                 for (form, dk) in &key.decoding[..2] {
                     let what = format!("{} {form} {alg:?} sig + {multiple}n", key.name);
-                    let accepted = agree(alg, dk, MESSAGES[0], &bytes, &what);
-                    // rsa 0.9's Pss scheme skips the "s < n" check that PKCS#1 v1.5 has.
-                    assert_eq!(accepted, is_pss(alg), "{what}");
+                    // rsa 0.9's Pss scheme skips the "s < n" check that PKCS#1 v1.5 has, so
+                    // rust_crypto lets PS* signatures be malleated; ours (and Envoy) refuse.
+                    let ours = verify_with(&PROVIDER, alg, dk, MESSAGES[0], &bytes);
+                    let theirs = verify_with(&RUST_CRYPTO, alg, dk, MESSAGES[0], &bytes);
+                    assert_eq!((ours, theirs), (false, is_pss(alg)), "{what}");
+                    malleated_pss += usize::from(is_pss(alg));
+                    // The unmodified signature still verifies with both.
+                    assert!(agree(alg, dk, MESSAGES[0], sig, &what));
                 }
                 plus += n;
                 multiple += 1;
@@ -167,6 +177,8 @@ fn special_signature_values() {
             }
         }
     }
+    // PS256/384/512 on the keys whose top byte leaves room for s + n (2049 bits, ...).
+    assert!(malleated_pss >= 6, "{malleated_pss}");
 }
 
 #[test]
@@ -365,9 +377,9 @@ fn crafted_pss_encodings() {
                 );
             }
             // When bits(n) % 8 == 1 the block is one byte shorter than the modulus, and rsa 0.9
-            // drops the leading byte of the recovered value without checking it (RFC 8017 says
-            // to reject when it is not zero). Such a value is below n when n's top byte is 1 and
-            // the rest is small enough: search for a salt that gives one.
+            // drops the leading byte of the recovered value without checking it; RFC 8017 (and
+            // so ours, as Envoy) rejects it when it is not zero. Such a value is below n when n's
+            // top byte is 1 and the rest is small enough: search for a salt that gives one.
             if unused == 0 && em_len < k {
                 let mut found = false;
                 for _ in 0..64 {
@@ -377,7 +389,9 @@ fn crafted_pss_encodings() {
                     if BigUint::from_bytes_be(&em) < *key.n() {
                         let sig = key.raw_sign(&em);
                         let what = what("leading byte 1");
-                        assert!(agree(alg, key.jwk(), msg, &sig, &what), "{what}");
+                        let ours = verify_with(&PROVIDER, alg, key.jwk(), msg, &sig);
+                        let theirs = verify_with(&RUST_CRYPTO, alg, key.jwk(), msg, &sig);
+                        assert_eq!((ours, theirs), (false, true), "{what}");
                         found = true;
                         break;
                     }

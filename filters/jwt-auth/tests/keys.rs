@@ -1,23 +1,31 @@
 //! Key acceptance must match the `rsa` crate exactly, for JWK components and for PKCS#1 DER:
-//! the same keys are refused, and accepted keys have the same modulus and exponent.
+//! the same keys are refused, and accepted keys have the same modulus and exponent. The modulus
+//! limit is Envoy's 8,192 bits, which rsa applies with `new_with_max_size` (its default is 4,096).
 
 mod common;
 
-use jwt_auth::crypto::rsa::RsaPublicKey;
+use jwt_auth::crypto::rsa::{RsaPublicKey, MAX_MODULUS_BITS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs1::der::Decode;
 use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
 
 fn theirs_components(n: &[u8], e: &[u8]) -> Option<(Vec<u8>, u64)> {
-    let key = rsa::RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)).ok()?;
+    let key = rsa::RsaPublicKey::new_with_max_size(
+        BigUint::from_bytes_be(n),
+        BigUint::from_bytes_be(e),
+        MAX_MODULUS_BITS,
+    )
+    .ok()?;
     Some((key.n().to_bytes_be(), e_u64(&key)))
 }
 
+/// `rsa::RsaPublicKey::from_pkcs1_der` with the 8,192-bit limit: the same DER parser, then the
+/// same key checks.
 fn theirs_der(der: &[u8]) -> Option<(Vec<u8>, u64)> {
-    let key = rsa::RsaPublicKey::from_pkcs1_der(der).ok()?;
-    Some((key.n().to_bytes_be(), e_u64(&key)))
+    let parsed = rsa::pkcs1::RsaPublicKey::from_der(der).ok()?;
+    theirs_components(parsed.modulus.as_bytes(), parsed.public_exponent.as_bytes())
 }
 
 fn e_u64(key: &rsa::RsaPublicKey) -> u64 {
@@ -74,6 +82,7 @@ fn component_grid() {
         big_odd(4096),
         big_odd(4097),
         big_odd(8192),
+        big_odd(8193),
         be(&((BigUint::from(1u8) << 4096) - 1u8)),
         be(&((BigUint::from(1u8) << 4096) - 2u8)),
         be(&(BigUint::from(1u8) << 4096)),

@@ -17,8 +17,8 @@
 
 use std::cmp::Ordering;
 
-/// Largest modulus accepted by [`Modulus::from_be_bytes`], in bits. The RSA layer applies the
-/// stricter limit of the `rsa` crate on top of this one.
+/// Largest modulus accepted by [`Modulus::from_be_bytes`], in bits. The RSA layer applies
+/// Envoy's stricter 8,192-bit limit on top of this one.
 pub const MAX_MODULUS_BITS: usize = 16384;
 
 /// With 28-bit limbs a column sums up to `limbs` products below 2^56 (doubled ones for squares,

@@ -73,7 +73,8 @@ fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
 }
 
 /// The verifier factory of [`PROVIDER`]: same keys accepted, same errors and same verdicts as
-/// rust_crypto's for every algorithm.
+/// rust_crypto's for every algorithm, except that RSA moduli of up to 8,192 bits are accepted
+/// (rust_crypto stops at 4,096) and a PS* signature must be below the modulus, as in Envoy.
 pub fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
     match *alg {
         Algorithm::HS256 => new_hmac_verifier::<Hmac<Sha256>>(*alg, key),

@@ -2,7 +2,9 @@
 //!
 //! The accept/reject behaviour mirrors `rsa` 0.9 as jsonwebtoken's `rust_crypto` backend uses it
 //! (`RsaPublicKey::new`, `from_pkcs1_der`, `Pkcs1v15Sign::new::<H>()`, `Pss::new::<H>()`),
-//! including its quirks; see the comments at each check.
+//! including its quirks (see the comments at each check), with two departures that match
+//! Envoy's jwt_authn instead: moduli up to 8,192 bits (rsa stops at 4,096), and a PSS signature
+//! must be below the modulus (rsa reduces it, so `s + n` also verified).
 
 use std::fmt;
 
@@ -10,9 +12,9 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::bignum::{self, be_to_limbs, limbs_to_be, strip_leading_zeros, Modulus};
 
-/// Largest modulus accepted, in bits: `rsa::RsaPublicKey::MAX_SIZE`, which `RsaPublicKey::new`
-/// (and so both of jsonwebtoken's key forms) enforces.
-pub const MAX_MODULUS_BITS: usize = 4096;
+/// Largest modulus accepted, in bits: what Envoy's jwt_authn accepts. Twice `rsa`'s
+/// `RsaPublicKey::MAX_SIZE`; a verification at this size costs about 16 times one at 2,048 bits.
+pub const MAX_MODULUS_BITS: usize = 8192;
 /// Smallest public exponent accepted (`rsa::RsaPublicKey::MIN_PUB_EXPONENT`); as `e` must also be
 /// odd, the smallest usable one is 3.
 pub const MIN_PUBLIC_EXPONENT: u64 = 2;
@@ -64,7 +66,7 @@ pub enum VerifyError {
     Key(KeyError),
     /// The signature is not exactly as long as the modulus.
     SignatureLength,
-    /// The signature, read as an integer, is not below the modulus (PKCS#1 v1.5 only).
+    /// The signature, read as an integer, is not below the modulus.
     SignatureOutOfRange,
     /// The modulus is too short for the encoding.
     KeyTooShort,
@@ -315,9 +317,9 @@ impl RsaPublicKey {
     /// RSASSA-PSS verification of a precomputed hash with MGF1 on the same hash and a salt of
     /// exactly the hash length, as `rsa::Pss::new::<H>()` verifies.
     ///
-    /// Two deliberate departures from RFC 8017 that rsa 0.9's `Pss` scheme has and this mirrors:
-    /// a signature integer `>= n` is not rejected (it is reduced mod n by the exponentiation), and
-    /// when `bits(n) % 8 == 1` the leading byte of the recovered block is dropped unchecked.
+    /// A signature integer `>= n` is refused, as RFC 8017 says (rsa 0.9's `Pss` reduces it mod n,
+    /// which lets `s + n` verify too). When `bits(n) % 8 == 1` the recovered block is one byte
+    /// shorter than `n`, and the byte in front of it must be zero (rsa 0.9 drops it unchecked).
     pub fn verify_pss(&self, hash: HashAlg, hashed: &[u8], sig: &[u8]) -> Result<(), VerifyError> {
         let h_len = hash.output_len();
         let s_len = h_len;
@@ -335,8 +337,14 @@ impl RsaPublicKey {
             return Err(VerifyError::KeyTooShort);
         }
         let s = self.signature_limbs(sig)?;
+        if self.modulus.cmp_limbs(&s) != std::cmp::Ordering::Less {
+            return Err(VerifyError::SignatureOutOfRange);
+        }
         let mut em_full = self.public_op(&s, k)?;
-        let em = &mut em_full[k - em_len..];
+        let (front, em) = em_full.split_at_mut(k - em_len);
+        if front.iter().any(|&b| b != 0) {
+            return Err(VerifyError::Mismatch);
+        }
         if em[em_len - 1] != 0xbc {
             return Err(VerifyError::Mismatch);
         }
@@ -385,7 +393,7 @@ impl RsaPublicKey {
 /// MGF1 (RFC 8017 B.2.1) on `hash`, XORed into `out`.
 fn mgf1_xor(hash: HashAlg, seed: &[u8], out: &mut [u8]) {
     for (counter, chunk) in out.chunks_mut(hash.output_len()).enumerate() {
-        // out is shorter than a 4096-bit modulus, so the counter stays far below 2^32.
+        // out is shorter than an 8192-bit modulus, so the counter stays far below 2^32.
         let c = (counter as u32).to_be_bytes();
         let mask = hash.digest(&[seed, &c]);
         for (o, m) in chunk.iter_mut().zip(mask.as_bytes()) {
@@ -524,17 +532,18 @@ mod tests {
             KeyError::InvalidModulus
         );
         assert!(RsaPublicKey::from_components(&[5], &[3]).is_ok());
-        let big = [0xffu8; 513];
+        let big = [0xffu8; 1025];
         assert_eq!(
             RsaPublicKey::from_components(&big, &[3]).unwrap_err(),
             KeyError::ModulusTooLarge
         );
         let mut max = vec![0u8; 3];
-        max.extend_from_slice(&[0xffu8; 512]);
+        max.extend_from_slice(&[0xffu8; 1024]);
         assert!(RsaPublicKey::from_components(&max, &[3]).is_ok());
-        assert!(RsaPublicKey::from_components_with_max_bits(&big, &[3], 8192).is_ok());
+        assert!(RsaPublicKey::from_components(&max[..515], &[3]).is_ok());
+        assert!(RsaPublicKey::from_components_with_max_bits(&big, &[3], 16384).is_ok());
         assert_eq!(
-            RsaPublicKey::from_components_with_max_bits(&max, &[3], 4095).unwrap_err(),
+            RsaPublicKey::from_components_with_max_bits(&max, &[3], 8191).unwrap_err(),
             KeyError::ModulusTooLarge
         );
         // The arithmetic's own limit caps any requested one.
