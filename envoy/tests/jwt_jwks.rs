@@ -9,6 +9,7 @@ use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBu
 use envoy_harness::{CannedReply, EchoUpstream, Envoy, EnvoyOptions, Request, Response};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once, OnceLock};
@@ -198,6 +199,19 @@ fn a_hanging_jwks_server_gets_every_request_a_401_within_the_timeout() {
             })
             .collect();
         waves.extend(requests);
+    }
+    // Clients that leave while their request waits for keys: their streams end before the
+    // filter answers them, and Envoy goes on serving.
+    let wasm_port = fixture.envoy.listener_port("wasm").unwrap();
+    for _ in 0..4 {
+        let mut client = TcpStream::connect(("127.0.0.1", wasm_port)).unwrap();
+        write!(
+            client,
+            "GET /hang HTTP/1.1\r\nhost: api.example.com\r\nauthorization: {authorization}\r\n\r\n"
+        )
+        .unwrap();
+        thread::sleep(Duration::from_millis(50));
+        drop(client);
     }
     let mut waits: Vec<(&str, Duration)> = Vec::new();
     for request in waves {
