@@ -526,6 +526,29 @@ mod local_reply {
     }
 
     #[test]
+    fn a_local_reply_from_the_root_for_a_paused_stream_reaches_the_client() {
+        let (_host, plugin) = start(json!({
+            "returns": {"proxy_on_request_headers": 1},
+            "proxy_on_tick": [
+                {"op": "set_effective_context", "id": 2},
+                {"op": "send_local_response", "status_code": 401, "details": "late", "body": "denied"}
+            ]
+        }));
+        let mut stream = plugin.http_stream().unwrap();
+        assert_eq!(
+            stream.send_request_headers(GET, true).unwrap(),
+            Action::Pause
+        );
+        plugin.tick().unwrap();
+        assert_eq!(stream.local_response().unwrap().status, 401);
+        let client = stream.client_response();
+        assert_eq!(client.status(), Some(401), "{client:?}");
+        assert_eq!(client.body, b"denied");
+        assert!(client.complete);
+        assert!(stream.upstream_request().headers.is_none());
+    }
+
+    #[test]
     fn close_stream_resets_both_directions() {
         let (_host, plugin) =
             start(json!({"proxy_on_request_body": [{"op": "close_stream", "stream": 0}]}));

@@ -16,12 +16,17 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Tick period while a fetch is wanted or under way.
+/// Tick period while requests wait or a fetch is wanted or under way: how late a waiting
+/// request can learn of another worker's result or pass its deadline.
 const BUSY_TICK: Duration = Duration::from_millis(10);
 /// Tick period otherwise (refresh checks).
 const IDLE_TICK: Duration = Duration::from_secs(1);
-/// After a failed fetch, requests fail at once for this long instead of each waiting on a fetch.
+/// After a failed fetch (on any worker), requests fail at once for this long instead of each
+/// waiting on a new fetch, and no worker fetches again before it ends.
 const FAILED_REFETCH: u64 = 1_000_000_000;
+/// A waiting request is answered by `http_uri.timeout` plus this from when it began to wait, and
+/// a fetch lock is held that long past its timeout: room for the host's own timer to fire first.
+const WAIT_MARGIN: Duration = Duration::from_millis(100);
 /// Largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
@@ -78,13 +83,53 @@ impl Metrics {
 #[derive(Default)]
 struct RemoteState {
     keys: Option<Rc<KeySet>>,
+    /// The JWKS document the keys came from, to tell a changed key set from a refresh.
+    document: Vec<u8>,
     /// Host time (ns) the keys were fetched.
     fetched_at: u64,
+    /// The token cache still counts this provider's verifications (false once the keys expired).
+    cache_valid: bool,
+    /// Host time (ns) of the last failed fetch this worker knows of, its own or another's.
     last_failure: Option<u64>,
-    /// Token and start time of this worker's fetch.
-    in_flight: Option<(u32, u64)>,
+    /// This worker's fetch.
+    in_flight: Option<Fetch>,
     /// Requests wait for this provider.
     wanted: bool,
+}
+
+/// A fetch this worker started.
+#[derive(Clone, Copy)]
+struct Fetch {
+    token: u32,
+    /// The deadline written in the shared fetch lock.
+    lock_until: u64,
+}
+
+/// The shared fetch record of a provider: until when a worker holds the fetch lock (0 when
+/// free), and when a fetch last failed on any worker. Stored as `"<held_until> <failed_at>"`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct FetchRecord {
+    held_until: u64,
+    failed_at: u64,
+}
+
+impl FetchRecord {
+    fn parse(bytes: Option<&[u8]>) -> FetchRecord {
+        let text = bytes
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or_default();
+        let mut numbers = text
+            .split(' ')
+            .map(|number| number.parse::<u64>().unwrap_or_default());
+        FetchRecord {
+            held_until: numbers.next().unwrap_or_default(),
+            failed_at: numbers.next().unwrap_or_default(),
+        }
+    }
+
+    fn encode(self) -> Vec<u8> {
+        format!("{} {}", self.held_until, self.failed_at).into_bytes()
+    }
 }
 
 /// A request waiting for a key set.
@@ -93,6 +138,8 @@ struct Pending {
     rule: usize,
     info: RequestInfo,
     provider: usize,
+    /// Host time (ns) by which it is answered, keys or not.
+    deadline: u64,
 }
 
 /// The per-VM root: configuration, key sets, the token cache and waiting requests.
@@ -191,7 +238,7 @@ impl JwtAuthRoot {
                 let fresh = now
                     < state
                         .fetched_at
-                        .saturating_add(remote.cache_duration.as_nanos() as u64);
+                        .saturating_add(nanos(remote.cache_duration));
                 match (&state.keys, state.last_failure) {
                     (Some(keys), _) if fresh => KeyState::Ready(keys.clone()),
                     (_, Some(failed))
@@ -209,9 +256,25 @@ impl JwtAuthRoot {
     /// Evaluates rule `rule` for the request described by `info`, on the running (or effective)
     /// stream: `Some(true)` to continue, `Some(false)` when replied, `None` when it must wait.
     fn evaluate(&self, context_id: u32, rule: usize, info: RequestInfo) -> Option<bool> {
+        self.decide(context_id, rule, info, false)
+    }
+
+    /// [`Self::evaluate`]; with `give_up`, keys still loading count as a failed fetch, so the
+    /// request is answered now.
+    fn decide(
+        &self,
+        context_id: u32,
+        rule: usize,
+        info: RequestInfo,
+        give_up: bool,
+    ) -> Option<bool> {
         let now = now_nanos();
+        self.expire_cached_verifications(now);
         let outcome = {
-            let keys = |provider: usize| self.key_state(provider, now);
+            let keys = |provider: usize| match self.key_state(provider, now) {
+                KeyState::Loading if give_up => KeyState::Failed,
+                state => state,
+            };
             let mut cache = self.cache.borrow_mut();
             let mut evaluation = Evaluation {
                 config: &self.config,
@@ -230,11 +293,16 @@ impl JwtAuthRoot {
             Outcome::Done(result, good) => Some(self.finish(&info, result, &good)),
             Outcome::NeedKeys(provider) => {
                 self.remote.borrow_mut()[provider].wanted = true;
+                let timeout = match &self.config.providers[provider].keys {
+                    KeySource::Remote(remote) => remote.timeout,
+                    KeySource::Local(_) => Duration::ZERO,
+                };
                 self.pending.borrow_mut().push(Pending {
                     context_id,
                     rule,
                     info,
                     provider,
+                    deadline: now.saturating_add(nanos(timeout + WAIT_MARGIN)),
                 });
                 self.set_tick(Duration::from_millis(1));
                 None
@@ -323,10 +391,12 @@ impl JwtAuthRoot {
         }
     }
 
-    /// The periodic work: adopt key sets other workers fetched, start due fetches, give up on
-    /// stuck ones, and resume requests whose keys arrived.
+    /// The periodic work: adopt key sets and failures other workers shared, start due fetches,
+    /// give up on stuck ones, drop cached verifications of expired keys, and answer waiting
+    /// requests whose keys arrived, failed, or took past their deadline.
     fn tick_remote(&self) {
         let now = now_nanos();
+        self.expire_cached_verifications(now);
         for (index, provider) in self.config.providers.iter().enumerate() {
             let KeySource::Remote(remote) = &provider.keys else {
                 continue;
@@ -335,16 +405,15 @@ impl JwtAuthRoot {
                 let state = &self.remote.borrow()[index];
                 let refresh_at = state
                     .fetched_at
-                    .saturating_add(remote.cache_duration.as_nanos() as u64 / 10 * 9);
+                    .saturating_add(nanos(remote.cache_duration) / 10 * 9);
                 (
                     state.keys.is_none() || state.wanted || now >= refresh_at,
                     state.in_flight,
                 )
             };
-            if let Some((_, started)) = in_flight {
-                if now.saturating_sub(started)
-                    > (remote.timeout + Duration::from_secs(2)).as_nanos() as u64
-                {
+            if let Some(fetch) = in_flight {
+                // The host answers by the timeout; this covers a host that never does.
+                if now >= fetch.lock_until {
                     log::warn!(
                         "jwt_auth: provider {}: no answer from {} in time",
                         provider.name,
@@ -354,14 +423,17 @@ impl JwtAuthRoot {
                 }
                 continue;
             }
-            if !due {
+            if !due || self.adopt_shared(index, remote, now) || self.learn_failure(index, now) {
                 continue;
             }
-            if self.adopt_shared(index, remote, now) {
-                continue;
+            let backing_off = self.remote.borrow()[index]
+                .last_failure
+                .is_some_and(|failed| now.saturating_sub(failed) < FAILED_REFETCH);
+            if !backing_off {
+                self.start_fetch(index, remote, now);
             }
-            self.start_fetch(index, remote, now);
         }
+        self.release_overdue(now);
         let busy = !self.pending.borrow().is_empty()
             || self
                 .remote
@@ -369,6 +441,27 @@ impl JwtAuthRoot {
                 .iter()
                 .any(|state| state.wanted || state.in_flight.is_some());
         self.set_tick(if busy { BUSY_TICK } else { IDLE_TICK });
+    }
+
+    /// Drops the cache's record of tokens verified by remote keys that expired unrefreshed, so
+    /// those tokens wait for (or fail with) the next fetch as uncached ones do.
+    fn expire_cached_verifications(&self, now: u64) {
+        for (index, provider) in self.config.providers.iter().enumerate() {
+            let KeySource::Remote(remote) = &provider.keys else {
+                continue;
+            };
+            let mut states = self.remote.borrow_mut();
+            let state = &mut states[index];
+            if state.cache_valid
+                && now
+                    >= state
+                        .fetched_at
+                        .saturating_add(nanos(remote.cache_duration))
+            {
+                state.cache_valid = false;
+                self.cache.borrow_mut().forget_provider(index);
+            }
+        }
     }
 
     fn shared_key(&self, kind: &str, index: usize) -> String {
@@ -390,30 +483,72 @@ impl JwtAuthRoot {
             .ok()
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
-        let refresh_at =
-            fetched_at.saturating_add(remote.cache_duration.as_nanos() as u64 / 10 * 9);
+        let refresh_at = fetched_at.saturating_add(nanos(remote.cache_duration) / 10 * 9);
         if fetched_at <= self.remote.borrow()[index].fetched_at || now >= refresh_at {
             return false;
         }
-        match KeySet::parse(&entry.value[split + 1..]) {
+        let document = &entry.value[split + 1..];
+        match KeySet::parse(document) {
             Ok(keys) => {
-                self.keys_arrived(index, Rc::new(keys), fetched_at);
+                self.keys_arrived(index, Rc::new(keys), fetched_at, document);
                 true
             }
             Err(_) => false,
         }
     }
 
-    /// Starts a fetch unless another worker holds the fetch lock (then its result is awaited).
+    /// Reads the shared fetch record: a failure on another worker that this one has not seen,
+    /// or a lock held past its holder's deadline (the holder is gone: that is a failure too, and
+    /// is recorded for every worker), fails this worker's waiting requests. True when it did.
+    fn learn_failure(&self, index: usize, now: u64) -> bool {
+        let key = self.shared_key("jwks_fetch", index);
+        let Ok(entry) = shared_data::get(&key) else {
+            return false;
+        };
+        let mut record = FetchRecord::parse(entry.as_ref().map(|entry| entry.value.as_slice()));
+        if record.held_until != 0 && record.held_until < now {
+            record = FetchRecord {
+                held_until: 0,
+                failed_at: now,
+            };
+            // On a CAS conflict another worker moved first; the deadline has passed all the same.
+            let _ = shared_data::set(&key, &record.encode(), entry.map_or(0, |entry| entry.cas));
+            log::warn!(
+                "jwt_auth: provider {}: the fetch of {} another worker started did not finish in time",
+                self.config.providers[index].name,
+                self.uri(index)
+            );
+        }
+        let (known, fetched_at) = {
+            let state = &self.remote.borrow()[index];
+            (state.last_failure.unwrap_or(0), state.fetched_at)
+        };
+        if record.failed_at <= known.max(fetched_at) {
+            return false;
+        }
+        {
+            let mut remote = self.remote.borrow_mut();
+            let state = &mut remote[index];
+            state.last_failure = Some(record.failed_at);
+            state.wanted = false;
+        }
+        self.resume(index);
+        true
+    }
+
+    /// Starts a fetch unless another worker holds the fetch lock (then its result is awaited,
+    /// no longer than the deadline it wrote in the lock).
     fn start_fetch(&self, index: usize, remote: &Remote, now: u64) {
-        let lock_until =
-            now.saturating_add((remote.timeout + Duration::from_secs(1)).as_nanos() as u64);
+        let lock_until = now.saturating_add(nanos(remote.timeout + WAIT_MARGIN));
         let acquired = shared_data::update(&self.shared_key("jwks_fetch", index), 4, |current| {
-            let held_until: u64 = current
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            (held_until <= now).then(|| (lock_until.to_string().into_bytes(), ()))
+            let record = FetchRecord::parse(current);
+            (record.held_until == 0).then(|| {
+                let held = FetchRecord {
+                    held_until: lock_until,
+                    ..record
+                };
+                (held.encode(), ())
+            })
         });
         match acquired {
             Ok(Some(())) => {}
@@ -426,7 +561,9 @@ impl JwtAuthRoot {
             .timeout(remote.timeout)
             .dispatch();
         match call {
-            Ok(token) => self.remote.borrow_mut()[index].in_flight = Some((token, now)),
+            Ok(token) => {
+                self.remote.borrow_mut()[index].in_flight = Some(Fetch { token, lock_until })
+            }
             Err(status) => {
                 log::warn!(
                     "jwt_auth: provider {}: cannot call cluster {:?} for {}: {status:?}",
@@ -434,6 +571,10 @@ impl JwtAuthRoot {
                     remote.cluster,
                     remote.uri
                 );
+                self.remote.borrow_mut()[index].in_flight = Some(Fetch {
+                    token: 0,
+                    lock_until,
+                });
                 self.fetch_failed(index, now);
             }
         }
@@ -445,7 +586,7 @@ impl JwtAuthRoot {
             .remote
             .borrow()
             .iter()
-            .position(|state| state.in_flight.is_some_and(|(t, _)| t == token))
+            .position(|state| state.in_flight.is_some_and(|fetch| fetch.token == token))
         else {
             return;
         };
@@ -470,9 +611,8 @@ impl JwtAuthRoot {
                 document.push(b'\n');
                 document.extend_from_slice(&body);
                 let _ = shared_data::set(&self.shared_key("jwks", index), &document, 0);
-                let _ = shared_data::set(&self.shared_key("jwks_fetch", index), b"0", 0);
-                self.remote.borrow_mut()[index].in_flight = None;
-                self.keys_arrived(index, Rc::new(keys), now);
+                self.release_lock(index, None);
+                self.keys_arrived(index, Rc::new(keys), now, &body);
             }
             Err(reason) => {
                 log::warn!(
@@ -485,6 +625,25 @@ impl JwtAuthRoot {
         }
     }
 
+    /// Ends this worker's fetch of provider `index`: frees the shared lock if this worker still
+    /// holds it, and records a failure (at `failed_at`) for every worker.
+    fn release_lock(&self, index: usize, failed_at: Option<u64>) {
+        let Some(fetch) = self.remote.borrow_mut()[index].in_flight.take() else {
+            return;
+        };
+        let _ = shared_data::update(&self.shared_key("jwks_fetch", index), 4, |current| {
+            let mut record = FetchRecord::parse(current);
+            let before = record;
+            if record.held_until == fetch.lock_until {
+                record.held_until = 0;
+            }
+            if let Some(failed_at) = failed_at {
+                record.failed_at = record.failed_at.max(failed_at);
+            }
+            (record != before).then(|| (record.encode(), ()))
+        });
+    }
+
     fn uri(&self, index: usize) -> &str {
         match &self.config.providers[index].keys {
             KeySource::Remote(remote) => &remote.uri,
@@ -492,12 +651,19 @@ impl JwtAuthRoot {
         }
     }
 
-    fn keys_arrived(&self, index: usize, keys: Rc<KeySet>, fetched_at: u64) {
+    /// New keys (fetched here or by another worker): a changed key set voids the cache's record
+    /// of what the old one verified, so a token whose key was removed is refused from now on.
+    fn keys_arrived(&self, index: usize, keys: Rc<KeySet>, fetched_at: u64, document: &[u8]) {
         {
             let mut remote = self.remote.borrow_mut();
             let state = &mut remote[index];
+            if state.document != document {
+                self.cache.borrow_mut().forget_provider(index);
+                state.document = document.to_vec();
+            }
             state.keys = Some(keys);
             state.fetched_at = fetched_at;
+            state.cache_valid = true;
             state.last_failure = None;
             state.wanted = false;
         }
@@ -506,11 +672,10 @@ impl JwtAuthRoot {
 
     fn fetch_failed(&self, index: usize, now: u64) {
         self.metrics.jwks_fetch_failed.increment();
-        let _ = shared_data::set(&self.shared_key("jwks_fetch", index), b"0", 0);
+        self.release_lock(index, Some(now));
         {
             let mut remote = self.remote.borrow_mut();
             let state = &mut remote[index];
-            state.in_flight = None;
             state.last_failure = Some(now);
             state.wanted = false;
         }
@@ -520,10 +685,23 @@ impl JwtAuthRoot {
     /// Finishes the requests that waited for provider `index`: each is checked again now that
     /// its keys arrived (or failed) and then continued or answered.
     fn resume(&self, index: usize) {
+        self.release(|request| request.provider == index, false);
+    }
+
+    /// Answers the requests whose deadline passed while their keys were still loading.
+    fn release_overdue(&self, now: u64) {
+        self.release(|request| request.deadline <= now, true);
+    }
+
+    /// Takes the waiting requests that `which` selects off the list and checks each again on
+    /// its own stream (with `give_up`, keys still loading count as failed).
+    fn release(&self, which: impl Fn(&Pending) -> bool, give_up: bool) {
         let waiting: Vec<Pending> = {
             let mut pending = self.pending.borrow_mut();
-            let (ready, rest): (Vec<Pending>, Vec<Pending>) =
-                pending.drain(..).partition(|p| p.provider == index);
+            if !pending.iter().any(&which) {
+                return;
+            }
+            let (ready, rest): (Vec<Pending>, Vec<Pending>) = pending.drain(..).partition(&which);
             *pending = rest;
             ready
         };
@@ -532,19 +710,37 @@ impl JwtAuthRoot {
             if stream::set_effective_context(request.context_id).is_err() {
                 continue;
             }
-            if self.evaluate(request.context_id, request.rule, request.info) == Some(true) {
+            if self.decide(request.context_id, request.rule, request.info, give_up) == Some(true) {
                 if let Err(status) = stream::resume_request(request.context_id) {
                     log::warn!("jwt_auth: cannot resume a request: {status:?}");
                 }
             }
         }
     }
+
+    /// Forgets the requests of a stream that ended while it waited.
+    fn stream_ended(&self, context_id: u32) {
+        if let Ok(mut pending) = self.pending.try_borrow_mut() {
+            pending.retain(|request| request.context_id != context_id);
+        }
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The per-request filter.
 pub struct JwtAuth {
     root: Rc<JwtAuthRoot>,
     context_id: u32,
+}
+
+impl Drop for JwtAuth {
+    fn drop(&mut self) {
+        // A stream deleted while it waited (the client went away) is never resumed.
+        self.root.stream_ended(self.context_id);
+    }
 }
 
 /// The request for rule matching, from the snapshot.

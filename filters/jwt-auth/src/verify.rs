@@ -42,6 +42,9 @@ pub enum Outcome {
 
 /// Verified tokens, bounded, first in first out. Keyed by the whole token; each entry says
 /// which providers verified it, so a hit skips parsing and the signature but not the claims.
+/// When a provider's key set changes or expires, [`TokenCache::forget_provider`] drops those
+/// marks, so a token whose key left the set is verified again (and refused) rather than served
+/// from the cache: a sweep at each key-set change keeps a hit one lookup and one bit test.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     entries: HashMap<Rc<str>, (Rc<Jwt>, u64)>,
@@ -88,6 +91,25 @@ impl TokenCache {
         let key: Rc<str> = Rc::from(token);
         self.order.push_back(key.clone());
         self.entries.insert(key, (jwt, 1 << provider));
+    }
+
+    /// Forgets that provider `provider` verified any token (its key set changed or expired).
+    /// Parsed tokens stay, so a later check skips the parsing but not the signature.
+    pub fn forget_provider(&mut self, provider: usize) {
+        let Some(bit) = 1u64.checked_shl(provider as u32) else {
+            return;
+        };
+        for (_, mask) in self.entries.values_mut() {
+            *mask &= !bit;
+        }
+    }
+
+    /// Whether provider `provider` verified `token` (with the key set it has now).
+    pub fn verified_by(&self, token: &str, provider: usize) -> bool {
+        self.entries.get(token).is_some_and(|(_, mask)| {
+            1u64.checked_shl(provider as u32)
+                .is_some_and(|bit| mask & bit != 0)
+        })
     }
 
     /// Tokens held.
@@ -534,6 +556,43 @@ mod tests {
             evaluate(&config, 3, &[("x-b", &of_a)]).0,
             Err(JwtError::UnknownIssuer),
             "a's token where b looks"
+        );
+    }
+
+    fn jwt(issuer: &str) -> (String, Rc<Jwt>) {
+        let part = |json: &str| URL_SAFE_NO_PAD.encode(json);
+        let token = format!(
+            "{}.{}.{}",
+            part(r#"{"alg":"RS256"}"#),
+            part(&format!(r#"{{"iss":"{issuer}"}}"#)),
+            part("signature")
+        );
+        let parsed = Rc::new(Jwt::parse(&token).expect("a well-formed token"));
+        (token, parsed)
+    }
+
+    #[test]
+    fn forgetting_a_provider_keeps_the_others_verifications() {
+        let mut cache = TokenCache::new(4);
+        let (first, first_jwt) = jwt("a");
+        let (second, second_jwt) = jwt("b");
+        cache.insert(&first, first_jwt.clone(), 0);
+        cache.insert(&first, first_jwt, 1);
+        cache.insert(&second, second_jwt, 1);
+        cache.forget_provider(1);
+        assert!(cache.verified_by(&first, 0));
+        assert!(!cache.verified_by(&first, 1));
+        assert!(!cache.verified_by(&second, 1));
+        assert_eq!(cache.len(), 2, "parsed tokens stay");
+        cache.insert(&second, jwt("b").1, 1);
+        assert!(
+            cache.verified_by(&second, 1),
+            "verified again after the change"
+        );
+        cache.forget_provider(64);
+        assert!(
+            cache.verified_by(&second, 1),
+            "an index past the mask changes nothing"
         );
     }
 }

@@ -733,6 +733,291 @@ fn workers_share_fetched_keys() {
     assert_eq!(host.counter("jwt_auth.jwks_fetch_success"), Some(1));
 }
 
+/// What the client received: the status and body of the response that left the filter.
+fn client_outcome(stream: &HttpStream) -> (u16, String) {
+    let response = stream.client_response();
+    (
+        response.status().unwrap_or_default(),
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
+}
+
+fn fetch_failed() -> (u16, String) {
+    (401, "Jwks remote fetch is failed".into())
+}
+
+/// Two workers of one Envoy: plugins on one host, so they share data and the clock.
+fn two_workers(config: Value) -> (TestHost, Plugin, Plugin) {
+    let host = TestHost::new();
+    let start = || {
+        host.plugin(filter_wasm("jwt_auth"))
+            .config(config.clone())
+            .start()
+            .unwrap()
+    };
+    let first = start();
+    let second = start();
+    (host, first, second)
+}
+
+#[test]
+fn a_failed_fetch_is_shared_with_the_waiting_workers() {
+    let (host, first, second) = two_workers(remote_config("600s"));
+    first.advance(Duration::from_millis(1)).unwrap();
+    second.tick().unwrap();
+    assert!(
+        second.http_calls().is_empty(),
+        "the first worker holds the lock"
+    );
+    let auth = bearer(&token(Algorithm::RS256, &claims(now(&host))));
+    let (waiting, action) = request(&second, "/api", &[("authorization", &auth)]);
+    assert_eq!(action, Action::Pause);
+    first
+        .respond_http_call(first.http_calls()[0].token, HttpResponse::new(503))
+        .unwrap();
+    second.advance(Duration::from_millis(10)).unwrap();
+    assert_eq!(client_outcome(&waiting), fetch_failed());
+    assert!(waiting.upstream_request().headers.is_none());
+    assert!(
+        second.http_calls().is_empty(),
+        "no second fetch right after the failure"
+    );
+    let (late, action) = request(&second, "/api", &[("authorization", &auth)]);
+    assert_eq!(action, Action::Pause);
+    assert_eq!(
+        client_outcome(&late),
+        fetch_failed(),
+        "the failure answers new requests on every worker at once"
+    );
+    // After the back-off one worker fetches again, and both take its keys.
+    host.advance_clock(Duration::from_secs(1));
+    let (waiting, _) = request(&second, "/api", &[("authorization", &auth)]);
+    second.advance(Duration::from_millis(10)).unwrap();
+    first.tick().unwrap();
+    let calls = [first.http_calls(), second.http_calls()];
+    assert_eq!(calls[0].len() + calls[1].len(), 1, "{calls:?}");
+    second
+        .respond_http_call(calls[1][0].token, jwks_reply(&jwks()))
+        .unwrap();
+    assert_eq!(client_outcome(&waiting).0, 0, "not answered locally");
+    assert!(waiting.upstream_request().complete);
+    first.tick().unwrap();
+    assert_eq!(check(&first, "/api", &[("authorization", &auth)]).0, 200);
+    assert!(first.http_calls().is_empty());
+}
+
+#[test]
+fn every_waiting_request_is_answered_by_its_own_deadline() {
+    let (host, plugin) = start(remote_config("600s"));
+    let auth = bearer(&token(Algorithm::RS256, &claims(now(&host))));
+    // The host's clock moves without firing the callout's timeout: a host that never answers.
+    let (first, action) = request(&plugin, "/api", &[("authorization", &auth)]);
+    assert_eq!(action, Action::Pause);
+    host.advance_clock(Duration::from_millis(1));
+    plugin.tick().unwrap();
+    assert_eq!(plugin.http_calls().len(), 1);
+    host.advance_clock(Duration::from_millis(1000));
+    let (second, _) = request(&plugin, "/api", &[("authorization", &auth)]);
+    // 2 s timeout + 100 ms margin after the first began to wait.
+    host.advance_clock(Duration::from_millis(1098));
+    plugin.tick().unwrap();
+    assert_eq!(client_outcome(&first), (0, String::new()), "still waiting");
+    host.advance_clock(Duration::from_millis(1));
+    plugin.tick().unwrap();
+    assert_eq!(client_outcome(&first), fetch_failed());
+    assert_eq!(client_outcome(&second), (0, String::new()));
+    assert_eq!(plugin.http_calls().len(), 1, "the fetch is still under way");
+    // The stuck fetch is given up at its lock deadline, which answers the second request.
+    host.advance_clock(Duration::from_millis(1));
+    plugin.tick().unwrap();
+    assert_eq!(client_outcome(&second), fetch_failed());
+    assert_eq!(host.counter("jwt_auth.jwks_fetch_failed"), Some(1));
+    let late = plugin.http_calls();
+    assert_eq!(late.len(), 1);
+    plugin
+        .respond_http_call(late[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    assert_eq!(
+        host.counter("jwt_auth.jwks_fetch_success"),
+        Some(0),
+        "an answer to an abandoned fetch is ignored"
+    );
+}
+
+#[test]
+fn a_worker_does_not_wait_past_the_lock_holders_deadline() {
+    let (host, holder, waiter) = two_workers(remote_config("600s"));
+    holder.advance(Duration::from_millis(1)).unwrap();
+    assert_eq!(holder.http_calls().len(), 1);
+    // The holder never runs again (its VM died); only the waiting worker's clock runs.
+    let auth = bearer(&token(Algorithm::RS256, &claims(now(&host))));
+    let (waiting, action) = request(&waiter, "/api", &[("authorization", &auth)]);
+    assert_eq!(action, Action::Pause);
+    waiter.advance(Duration::from_millis(2090)).unwrap();
+    assert_eq!(client_outcome(&waiting), (0, String::new()));
+    waiter.advance(Duration::from_millis(20)).unwrap();
+    assert_eq!(
+        client_outcome(&waiting),
+        fetch_failed(),
+        "answered at the holder's deadline (2.1 s), not after a fetch of its own"
+    );
+    assert!(waiter.http_calls().is_empty());
+    assert!(waiter
+        .log_messages(test_host::LogLevel::Warn)
+        .iter()
+        .any(|line| line.contains("another worker started did not finish in time")));
+    // After the back-off the waiting worker takes the lock and fetches itself.
+    waiter.advance(Duration::from_secs(1)).unwrap();
+    let (waiting, _) = request(&waiter, "/api", &[("authorization", &auth)]);
+    waiter.advance(Duration::from_millis(10)).unwrap();
+    let calls = waiter.http_calls();
+    assert_eq!(calls.len(), 1);
+    waiter
+        .respond_http_call(calls[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    assert!(waiting.upstream_request().complete);
+    // The holder's late answer does not take back the lock its successor holds.
+    holder
+        .respond_http_call(holder.http_calls()[0].token, HttpResponse::new(503))
+        .unwrap();
+    assert_eq!(check(&waiter, "/api", &[("authorization", &auth)]).0, 200);
+}
+
+fn rsa_and_ec_tokens(host: &TestHost) -> (String, String) {
+    let claims = json!({"iss": ISSUER, "aud": "api", "exp": now(host) + 1000});
+    (
+        bearer(&token(Algorithm::RS256, &claims)),
+        bearer(&token(Algorithm::ES256, &claims)),
+    )
+}
+
+#[test]
+fn a_key_removed_from_the_jwks_stops_cached_tokens_at_the_refresh() {
+    let (host, plugin) = start(remote_config("100s"));
+    plugin.advance(Duration::from_millis(1)).unwrap();
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    let (rsa, ec) = rsa_and_ec_tokens(&host);
+    for _ in 0..3 {
+        assert_eq!(check(&plugin, "/api", &[("authorization", &rsa)]).0, 200);
+    }
+    assert_eq!(host.counter("jwt_auth.jwt_cache_hit"), Some(2));
+    // A refresh with the same key set keeps the cache.
+    plugin.advance(Duration::from_secs(91)).unwrap();
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    assert_eq!(check(&plugin, "/api", &[("authorization", &rsa)]).0, 200);
+    assert_eq!(host.counter("jwt_auth.jwt_cache_hit"), Some(3));
+    // An emergency rotation: the RSA key is gone at the next refresh.
+    plugin.advance(Duration::from_secs(91)).unwrap();
+    let only_ec = json!({"keys": [jwk(Algorithm::ES256)]});
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, jwks_reply(&only_ec))
+        .unwrap();
+    assert_eq!(
+        check(&plugin, "/api", &[("authorization", &rsa)]),
+        (
+            401,
+            "Jwks doesn't have key to match kid or alg from Jwt".into()
+        )
+    );
+    assert_eq!(check(&plugin, "/api", &[("authorization", &ec)]).0, 200);
+}
+
+#[test]
+fn cached_tokens_fail_with_the_keys_when_they_expire_unrefreshed() {
+    let (host, plugin) = start(remote_config("100s"));
+    plugin.advance(Duration::from_millis(1)).unwrap();
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    let (rsa, _) = rsa_and_ec_tokens(&host);
+    assert_eq!(check(&plugin, "/api", &[("authorization", &rsa)]).0, 200);
+    plugin.advance(Duration::from_secs(91)).unwrap();
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, HttpResponse::new(503))
+        .unwrap();
+    assert_eq!(
+        check(&plugin, "/api", &[("authorization", &rsa)]).0,
+        200,
+        "the old keys serve until they expire"
+    );
+    host.advance_clock(Duration::from_secs(9));
+    let (stream, action) = request(&plugin, "/api", &[("authorization", &rsa)]);
+    assert_eq!(
+        action,
+        Action::Pause,
+        "the cached token waits for keys like any other"
+    );
+    plugin.advance(Duration::from_millis(10)).unwrap();
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, HttpResponse::new(503))
+        .unwrap();
+    assert_eq!(client_outcome(&stream), fetch_failed());
+}
+
+#[test]
+fn a_worker_adopting_a_changed_key_set_drops_its_cached_tokens() {
+    let (host, fetcher, adopter) = two_workers(remote_config("100s"));
+    fetcher.advance(Duration::from_millis(1)).unwrap();
+    fetcher
+        .respond_http_call(fetcher.http_calls()[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    adopter.tick().unwrap();
+    let (rsa, ec) = rsa_and_ec_tokens(&host);
+    for _ in 0..2 {
+        assert_eq!(check(&adopter, "/api", &[("authorization", &rsa)]).0, 200);
+    }
+    assert!(adopter.http_calls().is_empty());
+    fetcher.advance(Duration::from_secs(91)).unwrap();
+    let only_ec = json!({"keys": [jwk(Algorithm::ES256)]});
+    fetcher
+        .respond_http_call(fetcher.http_calls()[0].token, jwks_reply(&only_ec))
+        .unwrap();
+    adopter.tick().unwrap();
+    assert!(adopter.http_calls().is_empty(), "adopted, not fetched");
+    let (stream, _) = request(&adopter, "/api", &[("authorization", &rsa)]);
+    assert_eq!(
+        client_outcome(&stream),
+        (
+            401,
+            "Jwks doesn't have key to match kid or alg from Jwt".into()
+        )
+    );
+    assert_eq!(check(&adopter, "/api", &[("authorization", &ec)]).0, 200);
+}
+
+#[test]
+fn a_client_that_leaves_while_waiting_is_never_resumed() {
+    let (host, plugin) = start(remote_config("600s"));
+    let auth = bearer(&token(Algorithm::RS256, &claims(now(&host))));
+    let (gone, _) = request(&plugin, "/api", &[("authorization", &auth)]);
+    let (staying, _) = request(&plugin, "/api", &[("authorization", &auth)]);
+    plugin.advance(Duration::from_millis(1)).unwrap();
+    gone.end().unwrap();
+    // Deadlines pass for both, the stream that ended included.
+    plugin.advance(Duration::from_secs(3)).unwrap();
+    assert_eq!(client_outcome(&staying), fetch_failed());
+    let (later, _) = request(&plugin, "/api", &[("authorization", &auth)]);
+    plugin.advance(Duration::from_millis(10)).unwrap();
+    later.end().unwrap();
+    plugin
+        .respond_http_call(plugin.http_calls()[0].token, jwks_reply(&jwks()))
+        .unwrap();
+    assert!(plugin.failure().is_none());
+    assert!(
+        plugin
+            .log_messages(test_host::LogLevel::Warn)
+            .iter()
+            .all(|line| !line.contains("resume")),
+        "{:?}",
+        plugin.logs()
+    );
+    assert_eq!(check(&plugin, "/api", &[("authorization", &auth)]).0, 200);
+}
+
 #[test]
 fn invalid_configs_name_the_field() {
     let cases = [

@@ -74,6 +74,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let headers = decode_pairs(&headers).unwrap_or_default();
                 let state = caller.data_mut();
                 let context_id = state.context();
+                // Only the stream's own callback is forced to stop; a reply sent for a paused
+                // stream from another context (a tick, a callout answer) has no running
+                // callback of that stream to stop.
+                let in_stream_callback = state.current_context == context_id;
                 let Some(stream) = state.streams.get_mut(&context_id) else {
                     // A root context has no stream to answer: Envoy returns Ok and does nothing.
                     return Ok(());
@@ -83,7 +87,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                     return Ok(());
                 }
                 stream.local_reply_hold = true;
-                stream.local_reply_in_callback = true;
+                stream.local_reply_in_callback = in_stream_callback;
                 let response = LocalResponse {
                     status: status_code,
                     details: details
