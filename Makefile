@@ -31,10 +31,15 @@ TEST_MODULES := proxy-wasm-probe sdk-ext-callout-probe
 TEST_MODULE_LIBS := $(subst -,_,$(TEST_MODULES))
 TEST_MODULE_DIR := $(ROOT)/target/test-modules
 PORT ?= 10000
+# Istio's CRD schemas, compiled from Istio's crd-all.gen.yaml by this npm package.
+ISTIO_MODELS_VERSION := 3.0.1
+ISTIO_MODELS_DIR ?= $(TOOLS)/istio-models
+ISTIO_MODELS := $(ISTIO_MODELS_DIR)/node_modules/@kubernetes-models/istio/package.json
 
-export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR
+export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR
 
-.PHONY: help run test build bench setup rust-target envoy wasm-opt wrk optimize lint fmt clean
+.PHONY: help run test build bench setup rust-target envoy wasm-opt wrk optimize lint fmt clean \
+	istio istio-validate istio-models envoy-config
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
@@ -42,6 +47,8 @@ help:
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
 	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
+	@echo "make istio  write istio/<filter>/*.yaml from istio/<filter>/deploy.json; make istio-validate checks them"
+	@echo "make envoy-config FILTER=<name>  a runnable Envoy config for one filter in target/envoy-configs/"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
 setup: rust-target envoy wasm-opt
@@ -89,8 +96,9 @@ $(FILTER_WASM_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm $(WASM_OPT)
 	$(WASM_OPT) $(WASM_OPT_FLAGS) $< -o $@
 	@printf '%-28s raw %8d bytes   optimized %8d bytes\n' $*.wasm $$(stat -c %s $<) $$(stat -c %s $@)
 
-test: build envoy
+test: build envoy istio-models
 	cargo test --workspace
+	@$(MAKE) --no-print-directory istio-validate
 	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests also run in V8 (Node).
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(CURDIR)/filters/jwt-auth/bench/run_wasm.mjs" \
 		cargo test --release --target $(WASM_TARGET) -p jwt-auth --lib bignum
@@ -102,6 +110,25 @@ bench: build envoy wrk
 	cargo bench -p test-host --bench lifecycle
 	cargo bench -p jwt-auth --bench filter
 	cargo run --quiet -p envoy-harness --bin bench
+
+istio:
+	cargo run --quiet -p istio-manifests -- write
+
+istio-validate: istio-models
+	cargo run --quiet -p istio-manifests -- check
+
+istio-models: $(ISTIO_MODELS)
+
+$(ISTIO_MODELS):
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm install --prefix $(ISTIO_MODELS_DIR) --no-save --no-audit --no-fund --loglevel=error \
+		@kubernetes-models/istio@$(ISTIO_MODELS_VERSION)
+
+# Fills envoy/configs/$(FILTER).yaml's placeholders: this checkout's modules, the listener on
+# $(PORT), and upstreams on 127.0.0.1:8080 (echo) and :8081 (JWKS).
+envoy-config: build
+	@test -n "$(FILTER)" || { echo "usage: make envoy-config FILTER=<name> (one of: $(basename $(notdir $(wildcard envoy/configs/*.yaml))))" >&2; exit 1; }
+	cargo run --quiet -p envoy-harness --bin envoy-config -- $(FILTER) --port $(PORT)
 
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

@@ -1,6 +1,6 @@
 //! Every config in envoy/configs is valid for Envoy and serves a request.
 
-use envoy_harness::config::{config_template, fill_template, filter_wasm};
+use envoy_harness::config::{config_template, fill_config, TemplatePorts};
 use envoy_harness::{validate, Bootstrap, EchoUpstream, Envoy, Request};
 
 #[test]
@@ -14,23 +14,13 @@ fn checked_in_configs_are_valid_and_serve() {
             continue;
         }
         let template = std::fs::read_to_string(&path).unwrap();
-        let yaml = fill_template(
-            &template,
-            &[
-                ("LISTEN_PORT", "0".into()),
-                ("UPSTREAM_PORT", upstream.port().to_string()),
-                ("JWKS_PORT", upstream.port().to_string()),
-                (
-                    "FILTER_WASM_DIR",
-                    filter_wasm("x")
-                        .parent()
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                ),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let ports = TemplatePorts {
+            listen: 0,
+            upstream: upstream.port(),
+            jwks: upstream.port(),
+        };
+        let yaml =
+            fill_config(&template, ports).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let exited = validate(Bootstrap::Yaml(yaml.clone())).unwrap();
         assert!(
             exited.status.is_some_and(|s| s.success()),

@@ -94,6 +94,12 @@ pub enum Mutation {
 
 impl Validate for HeaderRewriteConfig {
     type Validated = Config;
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+        "most_specific_header_mutations_wins",
+        "mutations.query_parameter_mutations",
+        "mutations.*.*.remove_on_match",
+        "mutations.*.*.append.header.raw_value",
+    ];
 
     fn validate(self) -> Result<Config, ConfigError> {
         let m = self.mutations;

@@ -600,6 +600,29 @@ impl RequirementConfig {
 
 impl Validate for JwtAuthConfig {
     type Validated = Config;
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+        "filter_state_rules",
+        "requirement_map",
+        "rules.*.requirement_name",
+        "rules.*.match.connect_matcher",
+        "rules.*.match.path_match_policy",
+        "rules.*.match.runtime_fraction",
+        "rules.*.match.query_parameters",
+        "rules.*.match.grpc",
+        "rules.*.match.tls_context",
+        "rules.*.match.dynamic_metadata",
+        "rules.*.match.filter_state",
+        "providers.*.payload_in_metadata",
+        "providers.*.header_in_metadata",
+        "providers.*.failed_status_in_metadata",
+        "providers.*.normalize_payload_in_metadata",
+        "providers.*.clear_route_cache",
+        "providers.*.local_jwks.filename",
+        "providers.*.local_jwks.inline_bytes",
+        "providers.*.local_jwks.environment_variable",
+        "providers.*.remote_jwks.async_fetch",
+        "providers.*.remote_jwks.retry_policy",
+    ];
 
     fn validate(self) -> Result<Config, ConfigError> {
         let mut providers = Vec::new();
