@@ -62,6 +62,9 @@ pub fn check(root: &Path, models: &Path) -> Result<Vec<Finding>, String> {
         if let Some(message) = first_difference(&committed, &file.text) {
             findings.push(finding(&label, "", &message));
         }
+        if path.extension().is_none_or(|ext| ext != "yaml") {
+            continue;
+        }
         match read_yaml_docs(&path) {
             Ok(docs) => {
                 let many = docs.len() > 1;
@@ -105,7 +108,7 @@ pub fn first_difference(committed: &str, generated: &str) -> Option<String> {
         let (have, want) = (committed_lines.next(), generated_lines.next());
         if have != want || (have.is_none() && want.is_none()) {
             return Some(format!(
-                "differs from what `make istio` generates at line {line} (file: {:?}, generated: {:?}); edit deploy.json and run `make istio` instead of editing this file",
+                "differs from what `make istio` generates at line {line} (file: {:?}, generated: {:?}); edit deploy.json (or the filter's config types) and run `make istio` instead of editing this file",
                 have.unwrap_or("<end>"),
                 want.unwrap_or("<end>")
             ));

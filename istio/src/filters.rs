@@ -8,6 +8,8 @@ pub struct FilterKind {
     pub name: &'static str,
     /// Loads a plugin configuration exactly as the filter's `on_configure` does.
     pub load_config: fn(&[u8]) -> Result<(), ConfigError>,
+    /// The JSON Schema of the filter's configuration, from its config types.
+    pub config_schema: fn() -> schemars::Schema,
     /// The WasmPlugin phase the filter must run in, and why; `None` lets deploy.json choose.
     pub required_phase: Option<(&'static str, &'static str)>,
 }
@@ -21,11 +23,13 @@ pub const FILTERS: &[FilterKind] = &[
         load_config: |bytes| {
             load::<header_rewrite::config::HeaderRewriteConfig>(bytes).map(drop)
         },
+        config_schema: || schemars::schema_for!(header_rewrite::config::HeaderRewriteConfig),
         required_phase: None,
     },
     FilterKind {
         name: "jwt-auth",
         load_config: |bytes| load::<jwt_auth::config::JwtAuthConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(jwt_auth::config::JwtAuthConfig),
         required_phase: Some((
             "AUTHN",
             "it authenticates, so it must run before Istio's authorization and the filters that trust its claim headers",
@@ -34,6 +38,7 @@ pub const FILTERS: &[FilterKind] = &[
     FilterKind {
         name: "rate-limit",
         load_config: |bytes| load::<rate_limit::config::RateLimitConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(rate_limit::config::RateLimitConfig),
         required_phase: None,
     },
 ];

@@ -32,6 +32,10 @@ pub fn filter_names(root: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// The JSON Schema of a filter's configuration, next to its manifests (for editors, and as
+/// the reference of `pluginConfig`).
+pub const CONFIG_SCHEMA_FILE: &str = "config.schema.json";
+
 /// A generated file: its path relative to the root and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedFile {
@@ -45,11 +49,11 @@ pub struct GeneratedFile {
 pub fn generate_all(root: &Path) -> Result<Vec<GeneratedFile>, String> {
     let mut files = Vec::new();
     for filter in filter_names(root)? {
-        if filters::kind(&filter).is_none() {
+        let Some(kind) = filters::kind(&filter) else {
             return Err(format!(
                 "filters/{filter} has no entry in istio/src/filters.rs (FILTERS): add its config loader there and an istio/{filter}/deploy.json"
             ));
-        }
+        };
         let dir = root.join("istio").join(&filter);
         let deploy = deploy::load_deploy(&dir)?;
         let image = deploy::load_image(&dir, &filter)?;
@@ -59,6 +63,12 @@ pub fn generate_all(root: &Path) -> Result<Vec<GeneratedFile>, String> {
                 text: generate::to_yaml(&filter, &manifest)?,
             });
         }
+        let schema =
+            serde_json::to_string_pretty(&(kind.config_schema)()).map_err(|e| e.to_string())?;
+        files.push(GeneratedFile {
+            path: Path::new("istio").join(&filter).join(CONFIG_SCHEMA_FILE),
+            text: schema + "\n",
+        });
     }
     Ok(files)
 }

@@ -97,7 +97,12 @@ fn committed_manifests_are_valid_and_current() {
 fn every_filter_has_manifests() {
     let root = workspace_root();
     for filter in filter_names(&root).unwrap() {
-        for file in ["deploy.json", "wasmplugin.yaml", "envoyfilter.yaml"] {
+        for file in [
+            "deploy.json",
+            "wasmplugin.yaml",
+            "envoyfilter.yaml",
+            "config.schema.json",
+        ] {
             let path = root.join("istio").join(&filter).join(file);
             assert!(path.is_file(), "{} is missing", path.display());
         }
@@ -426,4 +431,32 @@ fn manifests_reference_only_existing_sources() {
             );
         }
     }
+}
+
+#[test]
+fn config_schemas_are_generated_strict_and_checked_for_drift() {
+    let root = workspace_root();
+    for filter in filter_names(&root).unwrap() {
+        let path = root.join("istio").join(&filter).join("config.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // deny_unknown_fields carries over, so editors flag a typo as the filter would.
+        assert_eq!(schema["additionalProperties"], false, "{}", path.display());
+    }
+    let rate_limit =
+        std::fs::read_to_string(root.join("istio/rate-limit/config.schema.json")).unwrap();
+    assert!(rate_limit.contains("\"DRAFT_VERSION_03\""));
+    let copy = Copy::new();
+    let file = "istio/jwt-auth/config.schema.json";
+    copy.edit(
+        file,
+        "\"additionalProperties\": false",
+        "\"additionalProperties\": true",
+    );
+    let findings = copy.check();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].file, file);
+    assert!(findings[0]
+        .message
+        .contains("differs from what `make istio` generates"));
 }
