@@ -89,11 +89,9 @@ pub fn envoy_filter(filter: &str, deploy: &Deploy, image: &Image) -> Value {
     if let Some(sha256) = &image.sha256 {
         remote["sha256"] = json!(sha256);
     }
-    let failure_policy = if deploy.fail_strategy == "FAIL_OPEN" {
-        "FAIL_OPEN"
-    } else {
-        "FAIL_CLOSED"
-    };
+    // istio-agent reads `fail_open` (not Envoy's newer `failure_policy`) to decide whether a
+    // failed module pull is NACKed.
+    let fail_open = deploy.fail_strategy == "FAIL_OPEN";
     let extension = json!({
         "name": name,
         "typed_config": {
@@ -101,7 +99,7 @@ pub fn envoy_filter(filter: &str, deploy: &Deploy, image: &Image) -> Value {
             "config": {
                 "name": name,
                 "root_id": "",
-                "failure_policy": failure_policy,
+                "fail_open": fail_open,
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                     "value": canonical_json(&deploy.plugin_config),
