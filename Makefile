@@ -34,10 +34,15 @@ PORT ?= 10000
 # Where `make oci` pushes the filters' WasmPlugin images (host[:port]); empty: push nothing.
 REGISTRY ?=
 DOCKER_REGISTRY := /usr/bin/docker-registry
+# Istio's CRD schemas, compiled from Istio's crd-all.gen.yaml by this npm package.
+ISTIO_MODELS_VERSION := 3.0.1
+ISTIO_MODELS_DIR ?= $(TOOLS)/istio-models
+ISTIO_MODELS := $(ISTIO_MODELS_DIR)/node_modules/@kubernetes-models/istio/package.json
 
-export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR
+export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR
 
-.PHONY: help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci optimize lint fmt clean
+.PHONY: help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci \
+	optimize lint fmt clean istio istio-validate istio-models envoy-config
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
@@ -47,6 +52,8 @@ help:
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "make fuzz-crypto  jwt-auth's arithmetic fuzz, FUZZ_MILLIS per operation, random seed (JWT_FUZZ_SEED= replays)"
 	@echo "make oci    write istio/<filter>/image.json; with REGISTRY=host:port also push every image there"
+	@echo "make istio  rebuild, then write istio/<filter>/image.json and *.yaml from deploy.json; make istio-validate checks them"
+	@echo "make envoy-config FILTER=<name>  a runnable Envoy config for one filter in target/envoy-configs/"
 	@echo "ENVOY_BIN=/path/to/envoy uses another Envoy instead of the one installed in .venv"
 
 setup: rust-target envoy wasm-opt
@@ -101,8 +108,9 @@ WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt
 # Per-operation time of `make fuzz-crypto`, in milliseconds.
 FUZZ_MILLIS ?= 60000
 
-test: build envoy docker-registry
+test: build envoy docker-registry istio-models
 	cargo test --workspace
+	@$(MAKE) --no-print-directory istio-validate
 	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests, Wycheproof's vectors
 	@# and the bounded arithmetic fuzz also run in V8 (Node), in one cargo invocation.
 	$(WASM_CRYPTO_TESTS) -- bignum:: wycheproof_ fuzz_
@@ -123,6 +131,28 @@ bench: build envoy wrk
 	cargo bench -p test-host --bench lifecycle
 	cargo bench -p jwt-auth --bench filter
 	cargo run --quiet -p envoy-harness --bin bench
+
+# Regenerates everything under istio/ that the sources decide: the image digests of the built
+# modules (image.json), then the manifests and schemas that pin them.
+istio: build
+	cargo run --quiet -p istio-oci -- records
+	cargo run --quiet -p istio-manifests -- write
+
+istio-validate: istio-models
+	cargo run --quiet -p istio-manifests -- check
+
+istio-models: $(ISTIO_MODELS)
+
+$(ISTIO_MODELS):
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm install --prefix $(ISTIO_MODELS_DIR) --no-save --no-audit --no-fund --loglevel=error \
+		@kubernetes-models/istio@$(ISTIO_MODELS_VERSION)
+
+# Fills envoy/configs/$(FILTER).yaml's placeholders: this checkout's modules, the listener on
+# $(PORT), and upstreams on 127.0.0.1:8080 (echo) and :8081 (JWKS).
+envoy-config: build
+	@test -n "$(FILTER)" || { echo "usage: make envoy-config FILTER=<name> (one of: $(basename $(notdir $(wildcard envoy/configs/*.yaml))))" >&2; exit 1; }
+	cargo run --quiet -p envoy-harness --bin envoy-config -- $(FILTER) --port $(PORT)
 
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

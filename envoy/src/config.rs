@@ -165,6 +165,35 @@ pub fn fill_template(template: &str, values: &[(&str, String)]) -> Result<String
     }
 }
 
+/// The ports a config template under `envoy/configs` listens on and sends to.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplatePorts {
+    /// `${LISTEN_PORT}`: the listener (0 picks a free one).
+    pub listen: u16,
+    /// `${UPSTREAM_PORT}`: the upstream service.
+    pub upstream: u16,
+    /// `${JWKS_PORT}`: the server of the JWKS document.
+    pub jwks: u16,
+}
+
+/// Fills every placeholder of a template under `envoy/configs`; the modules are this checkout's
+/// optimized `.wasm` files (`$FILTER_WASM_DIR`).
+pub fn fill_config(template: &str, ports: TemplatePorts) -> Result<String, String> {
+    let wasm_dir = filter_wasm("x")
+        .parent()
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    fill_template(
+        template,
+        &[
+            ("LISTEN_PORT", ports.listen.to_string()),
+            ("UPSTREAM_PORT", ports.upstream.to_string()),
+            ("JWKS_PORT", ports.jwks.to_string()),
+            ("FILTER_WASM_DIR", wasm_dir),
+        ],
+    )
+}
+
 /// Path of a config template under `envoy/configs`.
 pub fn config_template(file: &str) -> PathBuf {
     crate::process::workspace_root()

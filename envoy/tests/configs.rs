@@ -1,6 +1,7 @@
 //! Every config in envoy/configs is valid for Envoy and serves a request.
 
-use envoy_harness::config::{config_template, fill_template, filter_wasm};
+use envoy_harness::config::{config_template, fill_config, filter_wasm, TemplatePorts};
+use envoy_harness::process::workspace_root;
 use envoy_harness::{validate, Bootstrap, EchoUpstream, Envoy, Request};
 
 #[test]
@@ -14,23 +15,13 @@ fn checked_in_configs_are_valid_and_serve() {
             continue;
         }
         let template = std::fs::read_to_string(&path).unwrap();
-        let yaml = fill_template(
-            &template,
-            &[
-                ("LISTEN_PORT", "0".into()),
-                ("UPSTREAM_PORT", upstream.port().to_string()),
-                ("JWKS_PORT", upstream.port().to_string()),
-                (
-                    "FILTER_WASM_DIR",
-                    filter_wasm("x")
-                        .parent()
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                ),
-            ],
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let ports = TemplatePorts {
+            listen: 0,
+            upstream: upstream.port(),
+            jwks: upstream.port(),
+        };
+        let yaml =
+            fill_config(&template, ports).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let exited = validate(Bootstrap::Yaml(yaml.clone())).unwrap();
         assert!(
             exited.status.is_some_and(|s| s.success()),
@@ -49,4 +40,46 @@ fn checked_in_configs_are_valid_and_serve() {
         "no configs found in {}",
         configs_dir.display()
     );
+}
+
+#[test]
+fn readme_config_is_valid_once_the_path_is_filled() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Load it into Envoy").unwrap()..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    let wasm_dir = filter_wasm("x")
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(yaml.contains("/abs/path/target/filters/"));
+    let yaml = yaml.replace("/abs/path/target/filters", &wasm_dir);
+    let exited = validate(Bootstrap::Yaml(yaml)).unwrap();
+    assert!(
+        exited.status.is_some_and(|s| s.success()),
+        "{}",
+        exited.logs
+    );
+}
+
+#[test]
+fn make_envoy_config_fills_every_placeholder() {
+    // What `make envoy-config` writes: every template with the documented default ports.
+    for name in ["header-rewrite", "jwt-auth", "rate-limit"] {
+        let template = std::fs::read_to_string(config_template(&format!("{name}.yaml"))).unwrap();
+        let ports = TemplatePorts {
+            listen: 10000,
+            upstream: 8080,
+            jwks: 8081,
+        };
+        let yaml = fill_config(&template, ports).unwrap();
+        assert!(!yaml.contains("${"), "{name}");
+        let exited = validate(Bootstrap::Yaml(yaml)).unwrap();
+        assert!(
+            exited.status.is_some_and(|s| s.success()),
+            "{name}: {}",
+            exited.logs
+        );
+    }
 }

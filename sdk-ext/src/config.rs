@@ -56,6 +56,10 @@ impl std::error::Error for ConfigError {}
 pub trait Validate {
     /// The immutable form the filter runs with.
     type Validated;
+    /// Fields of the native Envoy twin's config that this filter does not implement, as field
+    /// paths where `*` stands for any map key or list index (`providers.*.payload_in_metadata`).
+    /// A config that sets one fails with "not supported" rather than a plain "unknown field".
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[];
     /// Checks every field and builds the runtime form, or names the first bad field.
     fn validate(self) -> Result<Self::Validated, ConfigError>;
 }
@@ -81,7 +85,61 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
 
 /// Parses and validates configuration bytes in one step.
 pub fn load<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T::Validated, ConfigError> {
-    parse::<T>(bytes)?.validate()
+    parse::<T>(bytes)
+        .map_err(|error| name_unsupported(error, T::UNSUPPORTED_NATIVE_FIELDS))?
+        .validate()
+}
+
+/// Turns serde's "unknown field" or "unknown variant" into "not supported" when the name is one
+/// of `unsupported` (field paths with `*` wildcards), so users learn the field is known but missing.
+pub fn name_unsupported(error: ConfigError, unsupported: &[&str]) -> ConfigError {
+    let Some(name) = unknown_name(&error.reason) else {
+        return error;
+    };
+    // serde_path_to_error ends the path with an unknown field, but not with an unknown variant.
+    let field_path = if error.path == name || error.path.ends_with(&format!(".{name}")) {
+        error.path.clone()
+    } else {
+        join_path(&error.path, name)
+    };
+    if !unsupported
+        .iter()
+        .any(|pattern| path_matches(pattern, &field_path))
+    {
+        return error;
+    }
+    ConfigError::new(
+        error.path,
+        format!(
+            "not supported: `{name}` is a field of the native Envoy filter that this filter does not implement ({})",
+            error.reason
+        ),
+    )
+}
+
+/// The name in serde's "unknown field `x`, ..." or "unknown variant `x`, ..." messages.
+fn unknown_name(reason: &str) -> Option<&str> {
+    let rest = reason
+        .strip_prefix("unknown field `")
+        .or_else(|| reason.strip_prefix("unknown variant `"))?;
+    rest.split('`').next()
+}
+
+/// Whether a field path (`rules[2].requires.x`) matches a pattern (`rules.*.requires.x`).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let segments = |text: &str| -> Vec<String> {
+        text.replace('[', ".[")
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let (pattern, path) = (segments(pattern), segments(path));
+    pattern.len() == path.len()
+        && pattern
+            .iter()
+            .zip(&path)
+            .all(|(want, got)| want == "*" || want == got)
 }
 
 /// Validates each item of a list, naming the failing index in the path.
@@ -160,6 +218,63 @@ mod tests {
             "invalid configuration at header.key: must not be empty"
         );
         assert_eq!(join_path("list", "[2].x"), "list[2].x");
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Twin {
+        #[serde(default)]
+        items: Vec<Inner>,
+        #[serde(default)]
+        action: Option<Action>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(rename_all = "snake_case", deny_unknown_fields)]
+    enum Action {
+        Keep {},
+    }
+
+    impl Validate for Twin {
+        type Validated = usize;
+        const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] =
+            &["stage", "items.*.raw_name", "action.drop"];
+        fn validate(self) -> Result<usize, ConfigError> {
+            Ok(self.items.len() + usize::from(self.action.is_some()))
+        }
+    }
+
+    #[test]
+    fn native_fields_we_lack_are_not_supported_rather_than_unknown() {
+        let err = load::<Twin>(br#"{"stage": 1}"#).unwrap_err();
+        assert_eq!(err.path, "stage");
+        assert!(err.reason.starts_with("not supported: `stage`"), "{err}");
+        let err = load::<Twin>(br#"{"items": [{"name": "a"}, {"name": "b", "raw_name": "eA=="}]}"#)
+            .unwrap_err();
+        assert_eq!(err.path, "items[1].raw_name");
+        assert!(err.reason.starts_with("not supported"), "{err}");
+        let err = load::<Twin>(br#"{"action": {"drop": {}}}"#).unwrap_err();
+        assert_eq!(err.path, "action");
+        assert!(err.reason.starts_with("not supported"), "{err}");
+    }
+
+    #[test]
+    fn other_unknown_fields_stay_unknown() {
+        for (json, path) in [
+            (&br#"{"stag": 1}"#[..], "stag"),
+            (br#"{"items": [{"name_raw": "x"}]}"#, "items[0].name_raw"),
+            (br#"{"raw_name": "x"}"#, "raw_name"),
+            (
+                br#"{"items": [{"name": "a", "stage": 1}]}"#,
+                "items[0].stage",
+            ),
+        ] {
+            let err = load::<Twin>(json).unwrap_err();
+            assert_eq!(err.path, path);
+            assert!(err.reason.starts_with("unknown field"), "{err}");
+        }
+        let err = load::<Twin>(br#"{"action": {"move": {}}}"#).unwrap_err();
+        assert!(err.reason.starts_with("unknown variant"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 /// `RouteMatch` as configured.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatchConfig {
     /// Matches when `:path` starts with this.
@@ -39,6 +40,7 @@ pub struct RouteMatchConfig {
 
 /// `type.matcher.v3.RegexMatcher`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexConfig {
     /// The regex (RE2 syntax; this implementation accepts the common subset).
@@ -47,6 +49,7 @@ pub struct RegexConfig {
 
 /// `config.route.v3.HeaderMatcher`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatcherConfig {
     /// Header name.
@@ -82,6 +85,7 @@ pub struct HeaderMatcherConfig {
 
 /// `type.matcher.v3.StringMatcher`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatcherConfig {
     /// Equals.

@@ -154,6 +154,7 @@ impl<'de> Deserialize<'de> for Denominator {
 /// `type.v3.FractionalPercent`: `numerator` out of `denominator` (default `HUNDRED`). A numerator
 /// above the denominator means 100%, as in Envoy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FractionalPercent {
     /// The share, out of the denominator.
@@ -226,6 +227,7 @@ impl FractionalPercent {
 /// `config.core.v3.RuntimeFractionalPercent`. A wasm filter cannot read Envoy's runtime, so
 /// `runtime_key` is accepted for compatibility and only `default_value` applies.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeFractionalPercent {
     /// The percent in effect.
@@ -240,6 +242,7 @@ pub struct RuntimeFractionalPercent {
 /// validates the name and reads the value its own way; [`HeaderValueOption::action`] resolves the
 /// action, and [`HeaderMap::apply`](crate::headers::HeaderMap::apply) performs it.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValueOption {
     /// The header and its value.
@@ -257,6 +260,7 @@ pub struct HeaderValueOption {
 
 /// `config.core.v3.HeaderValue`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValue {
     /// Header name; matched case-insensitively.
@@ -519,3 +523,41 @@ mod tests {
         }
     }
 }
+
+/// A string schema for a type with a hand-written `Deserialize` (JSON Schema output only).
+#[cfg(feature = "schema")]
+macro_rules! string_schema {
+    ($type:ty, $name:literal, $schema:tt) => {
+        impl schemars::JsonSchema for $type {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!($schema)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "schema")]
+string_schema!(ProtoDuration, "Duration", {
+    "type": "string",
+    "pattern": "^[0-9]+(\\.[0-9]{1,9})?s$",
+    "description": "A protobuf Duration in JSON form, e.g. \"1s\" or \"0.5s\"."
+});
+
+#[cfg(feature = "schema")]
+string_schema!(Denominator, "Denominator", {
+    "oneOf": [
+        {"type": "string", "enum": ["HUNDRED", "TEN_THOUSAND", "MILLION"]},
+        {"type": "integer", "minimum": 0, "maximum": 2}
+    ]
+});
+
+#[cfg(feature = "schema")]
+string_schema!(AppendAction, "AppendAction", {
+    "oneOf": [
+        {"type": "string", "enum": ["APPEND_IF_EXISTS_OR_ADD", "ADD_IF_ABSENT", "OVERWRITE_IF_EXISTS_OR_ADD", "OVERWRITE_IF_EXISTS"]},
+        {"type": "integer", "minimum": 0, "maximum": 3}
+    ]
+});

@@ -20,6 +20,7 @@ const PSEUDO_HEADERS: &[&str] = &[
 
 /// The filter configuration, as Envoy's `envoy.extensions.filters.http.header_mutation.v3.HeaderMutation`.
 #[derive(Deserialize, Debug, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderRewriteConfig {
     /// The mutations to apply.
@@ -29,6 +30,7 @@ pub struct HeaderRewriteConfig {
 
 /// `envoy.extensions.filters.http.header_mutation.v3.Mutations`.
 #[derive(Deserialize, Debug, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Mutations {
     /// Applied to request headers, in order.
@@ -47,6 +49,7 @@ pub struct Mutations {
 
 /// `envoy.config.common.mutation_rules.v3.HeaderMutation`: exactly one of `append` or `remove`.
 #[derive(Deserialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum HeaderMutation {
     /// Add or overwrite a header.
@@ -94,6 +97,12 @@ pub enum Mutation {
 
 impl Validate for HeaderRewriteConfig {
     type Validated = Config;
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+        "most_specific_header_mutations_wins",
+        "mutations.query_parameter_mutations",
+        "mutations.*.*.remove_on_match",
+        "mutations.*.*.append.header.raw_value",
+    ];
 
     fn validate(self) -> Result<Config, ConfigError> {
         let m = self.mutations;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 /// `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthConfig {
     /// Providers by name.
@@ -32,6 +33,7 @@ pub struct JwtAuthConfig {
 
 /// `JwtProvider`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Required `iss`; empty accepts any.
@@ -86,6 +88,7 @@ pub struct ProviderConfig {
 
 /// `config.core.v3.DataSource`, as far as a wasm filter can read one.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
     /// The JWKS document.
@@ -94,6 +97,7 @@ pub struct DataSource {
 
 /// `RemoteJwks`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksConfig {
     /// Where to fetch from.
@@ -105,6 +109,7 @@ pub struct RemoteJwksConfig {
 
 /// `config.core.v3.HttpUri`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpUri {
     /// `http(s)://host[:port]/path`.
@@ -117,6 +122,7 @@ pub struct HttpUri {
 
 /// `JwtHeader`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtHeader {
     /// Header name.
@@ -128,6 +134,7 @@ pub struct JwtHeader {
 
 /// `JwtClaimToHeader`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimToHeader {
     /// The request header to set.
@@ -138,6 +145,7 @@ pub struct ClaimToHeader {
 
 /// `JwtCacheConfig`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtCacheConfig {
     /// Tokens kept. Default 100.
@@ -150,6 +158,7 @@ pub struct JwtCacheConfig {
 
 /// `RequirementRule`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Which requests the rule covers.
@@ -162,6 +171,7 @@ pub struct RuleConfig {
 
 /// `JwtRequirement`: at most one of the fields.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequirementConfig {
     /// A valid token of this provider.
@@ -186,6 +196,7 @@ pub struct RequirementConfig {
 
 /// `ProviderWithAudiences`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderAndAudiences {
     /// The provider.
@@ -197,6 +208,7 @@ pub struct ProviderAndAudiences {
 
 /// `JwtRequirementOrList` / `JwtRequirementAndList`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequirementList {
     /// The requirements.
@@ -205,6 +217,7 @@ pub struct RequirementList {
 
 /// `google.protobuf.Empty`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
@@ -600,6 +613,29 @@ impl RequirementConfig {
 
 impl Validate for JwtAuthConfig {
     type Validated = Config;
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+        "filter_state_rules",
+        "requirement_map",
+        "rules.*.requirement_name",
+        "rules.*.match.connect_matcher",
+        "rules.*.match.path_match_policy",
+        "rules.*.match.runtime_fraction",
+        "rules.*.match.query_parameters",
+        "rules.*.match.grpc",
+        "rules.*.match.tls_context",
+        "rules.*.match.dynamic_metadata",
+        "rules.*.match.filter_state",
+        "providers.*.payload_in_metadata",
+        "providers.*.header_in_metadata",
+        "providers.*.failed_status_in_metadata",
+        "providers.*.normalize_payload_in_metadata",
+        "providers.*.clear_route_cache",
+        "providers.*.local_jwks.filename",
+        "providers.*.local_jwks.inline_bytes",
+        "providers.*.local_jwks.environment_variable",
+        "providers.*.remote_jwks.async_fetch",
+        "providers.*.remote_jwks.retry_policy",
+    ];
 
     fn validate(self) -> Result<Config, ConfigError> {
         let mut providers = Vec::new();

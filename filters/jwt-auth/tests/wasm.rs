@@ -1043,7 +1043,7 @@ fn invalid_configs_name_the_field() {
         ),
         (
             json!({"providers": {"p": {"local_jwks": {"inline_string": jwks().to_string()}, "payload_in_metadata": "x"}}}),
-            "providers.p.payload_in_metadata: unknown field",
+            "providers.p.payload_in_metadata: not supported: `payload_in_metadata`",
         ),
         (
             json!({"rules": [{"match": {}}]}),

@@ -24,6 +24,7 @@ const MIN_FILL_INTERVAL_NANOS: u128 = 50_000_000;
 
 /// The filter configuration, as `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
 #[derive(Deserialize, Debug)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Prefix of the filter's stats and of its shared-data keys.
@@ -53,6 +54,10 @@ pub struct RateLimitConfig {
     pub descriptors: Vec<DescriptorConfig>,
     /// `DRAFT_VERSION_03` adds `x-ratelimit-limit`, `-remaining` and `-reset` to responses.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "String", extend("enum" = ["OFF", "DRAFT_VERSION_03"]))
+    )]
     pub enable_x_ratelimit_headers: XRateLimitHeaders,
     /// Also take from the default bucket when a descriptor matched. Default true, as native.
     #[serde(default)]
@@ -67,6 +72,7 @@ pub struct RateLimitConfig {
 
 /// `type.v3.HttpStatus`.
 #[derive(Deserialize, Debug, Clone, Copy)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpStatus {
     /// The status code.
@@ -75,6 +81,7 @@ pub struct HttpStatus {
 
 /// `type.v3.TokenBucket`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenBucketConfig {
     /// Capacity, and the tokens a new bucket starts with.
@@ -88,6 +95,7 @@ pub struct TokenBucketConfig {
 
 /// `common.ratelimit.v3.LocalRateLimitDescriptor`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DescriptorConfig {
     /// The entries a request descriptor must have, in order.
@@ -98,6 +106,7 @@ pub struct DescriptorConfig {
 
 /// `common.ratelimit.v3.RateLimitDescriptor.Entry`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EntryConfig {
     /// The descriptor key, e.g. `remote_address`.
@@ -109,6 +118,7 @@ pub struct EntryConfig {
 
 /// `config.route.v3.RateLimit`, with a route match because a wasm filter sees no route config.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitEntryConfig {
     /// Requests this entry applies to (default: all).
@@ -120,6 +130,7 @@ pub struct RateLimitEntryConfig {
 
 /// `config.route.v3.RateLimit.Action`: exactly one kind.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ActionConfig {
     /// The value of a request header.
@@ -134,11 +145,13 @@ pub enum ActionConfig {
 
 /// An action with no settings (`{}`).
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EmptyConfig {}
 
 /// `RateLimit.Action.RequestHeaders`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestHeadersConfig {
     /// The header to read.
@@ -152,6 +165,7 @@ pub struct RequestHeadersConfig {
 
 /// `RateLimit.Action.GenericKey`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GenericKeyConfig {
     /// The entry's value.
@@ -163,6 +177,7 @@ pub struct GenericKeyConfig {
 
 /// `RateLimit.Action.HeaderValueMatch`.
 #[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValueMatchConfig {
     /// The entry's value.
@@ -307,6 +322,26 @@ pub const REPLY_CODE: &str = "local_rate_limited";
 
 impl Validate for RateLimitConfig {
     type Validated = Config;
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+        "stage",
+        "local_rate_limit_per_downstream_connection",
+        "local_cluster_rate_limit",
+        "vh_rate_limits",
+        "rate_limited_as_resource_exhausted",
+        "rate_limits.*.stage",
+        "rate_limits.*.disable_key",
+        "rate_limits.*.limit",
+        "rate_limits.*.apply_on_stream_done",
+        "rate_limits.*.hits_addend",
+        "rate_limits.*.actions.*.source_cluster",
+        "rate_limits.*.actions.*.destination_cluster",
+        "rate_limits.*.actions.*.dynamic_metadata",
+        "rate_limits.*.actions.*.metadata",
+        "rate_limits.*.actions.*.extension",
+        "rate_limits.*.actions.*.masked_remote_address",
+        "rate_limits.*.actions.*.query_parameter_value_match",
+        "rate_limits.*.actions.*.query_parameters",
+    ];
 
     fn validate(self) -> Result<Config, ConfigError> {
         if self.stat_prefix.is_empty() {

@@ -1,0 +1,49 @@
+//! The filters that ship Istio manifests, and how their configuration is checked natively.
+
+use sdk_ext::config::{load, ConfigError};
+
+/// A filter crate under `filters/` and its config loader.
+pub struct FilterKind {
+    /// The directory name under `filters/` and `istio/` (`jwt-auth`).
+    pub name: &'static str,
+    /// Loads a plugin configuration exactly as the filter's `on_configure` does.
+    pub load_config: fn(&[u8]) -> Result<(), ConfigError>,
+    /// The JSON Schema of the filter's configuration, from its config types.
+    pub config_schema: fn() -> schemars::Schema,
+    /// The WasmPlugin phase the filter must run in, and why; `None` lets deploy.json choose.
+    pub required_phase: Option<(&'static str, &'static str)>,
+}
+
+/// Every filter with manifests. A new filter (for example `filters/chain`, whose example config
+/// composes several filters) adds a line here and an `istio/<name>/deploy.json`; until it does,
+/// `make istio` and `make istio-validate` fail and name the missing entry.
+pub const FILTERS: &[FilterKind] = &[
+    FilterKind {
+        name: "header-rewrite",
+        load_config: |bytes| {
+            load::<header_rewrite::config::HeaderRewriteConfig>(bytes).map(drop)
+        },
+        config_schema: || schemars::schema_for!(header_rewrite::config::HeaderRewriteConfig),
+        required_phase: None,
+    },
+    FilterKind {
+        name: "jwt-auth",
+        load_config: |bytes| load::<jwt_auth::config::JwtAuthConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(jwt_auth::config::JwtAuthConfig),
+        required_phase: Some((
+            "AUTHN",
+            "it authenticates, so it must run before Istio's authorization and the filters that trust its claim headers",
+        )),
+    },
+    FilterKind {
+        name: "rate-limit",
+        load_config: |bytes| load::<rate_limit::config::RateLimitConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(rate_limit::config::RateLimitConfig),
+        required_phase: None,
+    },
+];
+
+/// The registered filter called `name`.
+pub fn kind(name: &str) -> Option<&'static FilterKind> {
+    FILTERS.iter().find(|kind| kind.name == name)
+}

@@ -1,0 +1,62 @@
+//! Checks manifests against Istio's CRD OpenAPI schemas as compiled in the npm package
+//! `@kubernetes-models/istio` (generated from Istio's `crd-all.gen.yaml`). Node runs the
+//! package's validators; `schema/check.mjs` adds the strictness they lack (unknown fields).
+
+use crate::check::Finding;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The installed package, as `make istio-models` leaves it (or `$ISTIO_MODELS_DIR`).
+pub fn models_dir(root: &Path) -> PathBuf {
+    std::env::var_os("ISTIO_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".tools").join("istio-models"))
+}
+
+/// One document to check: where it comes from and its content.
+pub struct Document<'a> {
+    /// The file, relative to the root, and which document when it holds several.
+    pub file: &'a str,
+    /// The document.
+    pub value: &'a Value,
+}
+
+/// Validates documents against the CRD schemas; each finding names the file and the field path.
+pub fn validate(models: &Path, docs: &[Document]) -> Result<Vec<Finding>, String> {
+    let package = models.join("node_modules/@kubernetes-models/istio");
+    if !package.join("package.json").is_file() {
+        return Err(format!(
+            "Istio CRD schemas not found at {}: run `make istio-models`",
+            package.display()
+        ));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.mjs");
+    let input: Vec<Value> = docs
+        .iter()
+        .map(|doc| json!({"file": doc.file, "doc": doc.value}))
+        .collect();
+    let mut child = Command::new("node")
+        .arg(&script)
+        .arg(&package)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("node: {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("node: no stdin")?;
+    stdin
+        .write_all(Value::Array(input).to_string().as_bytes())
+        .map_err(|e| format!("node: {e}"))?;
+    drop(stdin);
+    let output = child.wait_with_output().map_err(|e| format!("node: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("{}: {e}", script.display()))
+}
