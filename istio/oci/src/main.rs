@@ -80,7 +80,7 @@ fn records(args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{} do not match the built modules: run make oci",
+            "{} do not match the built modules: run make istio",
             stale.join(", ")
         ))
     }

@@ -141,13 +141,13 @@ fn every_filter_image_round_trips_with_the_committed_digest() {
             .join("image.json");
         let record: ImageRecord = serde_json::from_str(
             &std::fs::read_to_string(&record_path)
-                .unwrap_or_else(|e| panic!("{}: {e} (run make oci)", record_path.display())),
+                .unwrap_or_else(|e| panic!("{}: {e} (run make istio)", record_path.display())),
         )
         .unwrap();
         assert_eq!(
             record,
             ImageRecord::for_filter(&filter.name, &filter.version, &image),
-            "{} does not match the built module: run make oci",
+            "{} does not match the built module: run make istio",
             record_path.display()
         );
 
