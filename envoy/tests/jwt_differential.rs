@@ -1082,6 +1082,7 @@ fn jwt_auth_answers_as_native_jwt_authn() {
 
     let legend = Legend::new(&t);
     let mut diverging = String::new();
+    let mut admitted = 0;
     let mut mislabelled = String::new();
     let mut failing_per_class: BTreeMap<Class, (usize, usize)> = BTreeMap::new();
     for (case, (native, wasm)) in cases.iter().zip(case_results) {
@@ -1100,9 +1101,13 @@ fn jwt_auth_answers_as_native_jwt_authn() {
         }
         if native != wasm {
             tally.0 += 1;
+            // The worst kind: the upstream sees a request native refused.
+            let admits = native.upstream.is_none() && wasm.upstream.is_some();
+            admitted += usize::from(admits);
             let _ = writeln!(
                 diverging,
-                "  {title}\n    request {}\n    native {}\n    wasm   {}",
+                "  {}{title}\n    request {}\n    native {}\n    wasm   {}",
+                if admits { "ADMITS " } else { "" },
                 legend.request(&case.request),
                 native.describe(&legend),
                 wasm.describe(&legend)
@@ -1135,6 +1140,7 @@ fn jwt_auth_answers_as_native_jwt_authn() {
     for (class, (failing, total)) in &failing_per_class {
         let _ = write!(summary, " {class:?} {failing}/{total};");
     }
+    let _ = write!(summary, " jwt-auth admits {admitted} that native refuses");
     println!("{summary}");
     let mut report = String::new();
     if !diverging.is_empty() {
