@@ -59,13 +59,16 @@ enum Variant {
     Defaults,
     /// Keys from other issuers: RSA 4096 and 8192, P-256 with short coordinates, P-521.
     Interop,
+    /// Providers `a` and `b` that both read the default locations.
+    Shared,
 }
 
-const VARIANTS: [Variant; 4] = [
+const VARIANTS: [Variant; 5] = [
     Variant::Main,
     Variant::Forward,
     Variant::Defaults,
     Variant::Interop,
+    Variant::Shared,
 ];
 
 /// The requirement paths of the main variant, and what each request there also carries.
@@ -85,6 +88,7 @@ impl Variant {
             Variant::Forward => "forward",
             Variant::Defaults => "defaults",
             Variant::Interop => "interop",
+            Variant::Shared => "shared",
         }
     }
 
@@ -169,6 +173,23 @@ impl Variant {
                     "rules": [{"match": {"prefix": "/api"}, "requires": {"provider_name": "a"}}]
                 })
             }
+            Variant::Shared => json!({
+                "providers": {
+                    "a": {"issuer": ISS_A, "audiences": ["api"], "local_jwks": jwks(&tokens::jwks()),
+                        "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}]},
+                    "b": {"issuer": ISS_B, "audiences": ["api"], "local_jwks": jwks(&tokens::jwks()),
+                        "claim_to_headers": [{"header_name": "x-b-sub", "claim_name": "sub"}]}
+                },
+                "rules": [
+                    {"match": {"prefix": "/provider-a"}, "requires": {"provider_name": "a"}},
+                    {"match": {"prefix": "/provider-b"}, "requires": {"provider_name": "b"}},
+                    {"match": {"prefix": "/any"}, "requires": {"requires_any": {"requirements": [
+                        {"provider_name": "a"}, {"provider_name": "b"}]}}},
+                    {"match": {"prefix": "/all"}, "requires": {"requires_all": {"requirements": [
+                        {"provider_name": "a"}, {"provider_name": "b"}]}}},
+                    {"match": {"prefix": "/allow-missing"}, "requires": {"allow_missing": {}}}
+                ]
+            }),
         }
     }
 }
@@ -657,6 +678,13 @@ fn smuggling(t: &Tokens) -> Vec<(&'static str, Req, [u16; 6])> {
         ("only ?access%5Ftoken=forged",                  get(&format!("?access%5Ftoken={f}")),                             [401, 401, 200, 401, 401, 401]),
         ("bearer valid, x-jwt forged",                   get("").bearer(v).h("x-jwt", f),                                  [401, 200, 200, 401, 401, 401]),
         ("x-jwt valid, cookie forged",                   get("").h("x-jwt", v).cookie(format!("jwt={f}")),                 [401, 200, 200, 401, 401, 401]),
+        ("bearer valid, ?ACCESS_TOKEN=forged",           get(&format!("?ACCESS_TOKEN={f}")).bearer(v),                     [200, 200, 200, 200, 200, 200]),
+        ("bearer valid, cookie JWT=forged",              get("").bearer(v).cookie(format!("JWT={f}")),                     [200, 200, 200, 200, 200, 200]),
+        ("bearer valid, ?a=1;access_token=forged",       get(&format!("?a=1;access_token={f}")).bearer(v),                 [200, 200, 200, 200, 200, 200]),
+        ("bearer valid, ?access_token=forged, %-encoded", get(&format!("?access_token={}", f.replace('.', "%2E"))).bearer(v), [401, 200, 200, 401, 401, 401]),
+        ("?access_token=valid&access%5Ftoken=forged",    get(&format!("?access_token={v}&access%5Ftoken={f}")),            [200, 200, 200, 200, 200, 200]),
+        ("?access%5Ftoken=forged&access_token=valid",    get(&format!("?access%5Ftoken={f}&access_token={v}")),            [401, 401, 200, 401, 401, 401]),
+        ("x-jwt: empty, then forged",                    get("").h("x-jwt", "").h("x-jwt", f),                             [401, 401, 200, 401, 401, 401]),
         ("x-b-jwt: b valid, then b forged",              get("").h("x-b-jwt", &t.b_valid).h("x-b-jwt", &t.b_forged),       [401, 200, 200, 401, 401, 200]),
     ]
 }
@@ -665,7 +693,7 @@ fn smuggling(t: &Tokens) -> Vec<(&'static str, Req, [u16; 6])> {
 #[rustfmt::skip]
 fn cases(t: &Tokens) -> Vec<Case> {
     use Class::*;
-    use Variant::{Defaults, Forward, Interop as Keyset, Main};
+    use Variant::{Defaults, Forward, Interop as Keyset, Main, Shared};
     let v = &t.valid;
     let mut cases = vec![
         // Ordinary tokens, every location, every family.
@@ -801,6 +829,17 @@ fn cases(t: &Tokens) -> Vec<Case> {
         c(Binding, Main, "requires_all: issuers swapped", get("/all").h("x-jwt", &t.b_valid).h("x-b-jwt", v), 401),
         c(Binding, Main, "allow_missing: no iss in a's header", get("/allow-missing").h("x-jwt", t.rs(r#"{"aud":"api","sub":"x","exp":$EXP}"#)), 401),
         c(Binding, Main, "allow_missing: a's issuer with a trailing slash", get("/allow-missing").h("x-jwt", t.rs(r#"{"iss":"https://issuer.example/","aud":"api","exp":$EXP}"#)), 401),
+        c(Binding, Shared, "provider a: a's token", get("/provider-a").bearer(v), 200),
+        c(Binding, Shared, "provider b: a's token", get("/provider-b").bearer(v), 401),
+        c(Binding, Shared, "provider b: b's token", get("/provider-b").bearer(&t.b_valid), 200),
+        c(Binding, Shared, "requires_any: a's token", get("/any").bearer(v), 200),
+        c(Binding, Shared, "requires_any: b's token", get("/any").bearer(&t.b_valid), 200),
+        c(Binding, Shared, "requires_any: an unknown issuer", get("/any").bearer(&t.rs(r#"{"iss":$EVIL,"aud":"api","exp":$EXP}"#)), 401),
+        c(Binding, Shared, "requires_all: a's bearer, b's parameter", get(&format!("/all?access_token={}", t.b_valid)).bearer(v), 401),
+        c(Binding, Shared, "allow_missing: a's bearer, b's parameter", get(&format!("/allow-missing?access_token={}", t.b_valid)).bearer(v), 401),
+        c(Binding, Shared, "allow_missing: b's token", get("/allow-missing").bearer(&t.b_valid), 401),
+        c(Binding, Shared, "allow_missing: an unknown issuer", get("/allow-missing").bearer(&t.rs(r#"{"iss":$EVIL,"aud":"api","exp":$EXP}"#)), 401),
+        c(Binding, Shared, "provider a: a's bearer, b's forged parameter", get(&format!("/provider-a?access_token={}", t.b_forged)).bearer(v), 401),
         c(Binding, Defaults, "allow_missing: an unknown issuer in the default location", get("/allow-missing").bearer(&t.rs(r#"{"iss":$EVIL,"aud":"api","exp":$EXP}"#)), 401),
 
         // Interop: keys and placements real issuers and clients use.
