@@ -804,6 +804,8 @@ fn cases(t: &Tokens) -> Vec<Case> {
         c(Parsing, Main, "header: alg in lower case", get("/api").bearer(&t.rs_header(r#"{"alg":"rs256","kid":"rsa"}"#, VALID)), 401),
         c(Parsing, Main, "header: not an object", get("/api").bearer(&t.rs_header(r#"["RS256"]"#, VALID)), 401),
         c(Parsing, Main, "token with a trailing comma", get("/api").h("x-jwt", format!("{v},")), 401),
+        c(Parsing, Main, "a space inside the signature, in x-jwt", get("/api").h("x-jwt", format!("{} {}", &v[..v.len() - 20], &v[v.len() - 20..])), 200),
+        c(Parsing, Main, "a space inside the payload, in x-jwt", get("/api").h("x-jwt", segments(v, |p| format!("{}.{} {}.{}", p[0], &p[1][..10], &p[1][10..], p[2]))), 401),
         c(Parsing, Main, "token with a trailing space in x-jwt", get("/api").h("x-jwt", format!("{v} x")), 401),
         c(Parsing, Main, "bearer with two spaces", get("/api").h("authorization", format!("Bearer  {v}")), 200),
 
