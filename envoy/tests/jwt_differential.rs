@@ -689,6 +689,10 @@ fn smuggling(t: &Tokens) -> Vec<(&'static str, Req, [u16; 6])> {
         ("?access%5Ftoken=forged&access_token=valid",    get(&format!("?access%5Ftoken={f}&access_token={v}")),            [401, 401, 200, 401, 401, 401]),
         ("x-jwt: empty, then forged",                    get("").h("x-jwt", "").h("x-jwt", f),                             [401, 401, 200, 401, 401, 401]),
         ("x-b-jwt: b valid, then b forged",              get("").h("x-b-jwt", &t.b_valid).h("x-b-jwt", &t.b_forged),       [401, 200, 200, 401, 401, 200]),
+        ("bearer valid, ?%2561ccess_token=forged",       get(&format!("?%2561ccess_token={f}")).bearer(v),                 [200, 200, 200, 200, 200, 200]),
+        ("bearer valid, forged after 60 parameters",     get(&format!("?{}access_token={f}", "p=1&".repeat(60))).bearer(v), [401, 200, 200, 401, 401, 401]),
+        ("x-jwt: valid, then 40 forged copies",          (0..40).fold(get("").h("x-jwt", v), |r, _| r.h("x-jwt", f)),       [401, 200, 200, 401, 401, 401]),
+        ("cookie: forged in the 20th Cookie header",     (0..19).fold(get(""), |r, i| r.cookie(format!("c{i}=1"))).cookie(format!("jwt={f}")), [401, 401, 200, 401, 401, 401]),
     ]
 }
 
