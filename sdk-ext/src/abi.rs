@@ -2,8 +2,8 @@
 //!
 //! The `proxy-wasm` crate's own wrappers panic on any status they do not expect, which traps the
 //! VM. sdk-ext declares the imports itself so that every status comes back as a value. Off wasm
-//! (native unit tests of config and logic) each import is a stub that reports `InternalFailure`,
-//! so filter crates link and their pure code can be tested without a host.
+//! each import is a stub that reports `InternalFailure`, so every crate links natively; native
+//! tests run on the fake host instead.
 
 /// A raw proxy-wasm status code as returned by the host.
 pub type RawStatus = u32;
@@ -57,6 +57,19 @@ hostcalls! {
     fn proxy_record_metric(metric_id: u32, value: u64);
     fn proxy_get_metric(metric_id: u32, return_value: *mut u64);
     fn proxy_continue_stream(stream_type: u32);
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    );
     fn proxy_set_effective_context(context_id: u32);
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(

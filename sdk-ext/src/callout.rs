@@ -1,56 +1,49 @@
-//! HTTP callouts: dispatch a request to a cluster and read its response in
-//! `on_http_call_response`. Dispatch goes through the proxy-wasm crate so that its dispatcher
-//! routes the response to the context that made the call; the response is read with sdk-ext's
-//! panic-free accessors.
+//! HTTP callouts: build a request with [`HttpCall`], send it with
+//! [`Cx::http_call`](crate::Cx::http_call), and read the answer from the [`CallResponse`] handed
+//! to the filter that sent it. Nothing here goes through a panicking wrapper.
 
-use crate::buffers;
-use crate::headers::{HeaderMap, MapType};
-use crate::host::Status;
-use proxy_wasm::types::BufferType;
+use crate::headers::Headers;
+use crate::host::{BufferType, Host, MapType, Status};
 use std::time::Duration;
 
-/// The response headers of the callout being answered (only during `on_http_call_response`).
-pub const RESPONSE_HEADERS: HeaderMap = HeaderMap(MapType::HttpCallResponseHeaders);
-
-/// An HTTP request to a cluster, built then dispatched.
+/// An HTTP request to a cluster.
 #[derive(Debug, Clone)]
 pub struct HttpCall<'a> {
-    cluster: &'a str,
-    headers: Vec<(&'a str, &'a str)>,
-    body: Option<&'a [u8]>,
-    timeout: Duration,
+    pub(crate) cluster: &'a str,
+    pub(crate) headers: Vec<(&'a str, &'a [u8])>,
+    pub(crate) body: &'a [u8],
+    pub(crate) timeout: Duration,
 }
 
 impl<'a> HttpCall<'a> {
-    /// A GET of `path` on `cluster`, with `:authority` set to `authority`.
+    /// A GET of `path` on `cluster`, with `:authority` set to `authority` and a 5 s timeout.
     pub fn get(cluster: &'a str, authority: &'a str, path: &'a str) -> HttpCall<'a> {
+        HttpCall::new(cluster, "GET", authority, path)
+    }
+
+    /// A request with `method` for `path` on `cluster`, with `:authority` set to `authority`.
+    pub fn new(cluster: &'a str, method: &'a str, authority: &'a str, path: &'a str) -> Self {
         HttpCall {
             cluster,
             headers: vec![
-                (":method", "GET"),
-                (":path", path),
-                (":authority", authority),
+                (":method", method.as_bytes()),
+                (":path", path.as_bytes()),
+                (":authority", authority.as_bytes()),
             ],
-            body: None,
+            body: b"",
             timeout: Duration::from_secs(5),
         }
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &'a str, value: &'a str) -> Self {
+    pub fn header(mut self, name: &'a str, value: &'a [u8]) -> Self {
         self.headers.push((name, value));
-        self
-    }
-
-    /// Sets the method.
-    pub fn method(mut self, method: &'a str) -> Self {
-        self.headers[0].1 = method;
         self
     }
 
     /// Sets the body.
     pub fn body(mut self, body: &'a [u8]) -> Self {
-        self.body = Some(body);
+        self.body = body;
         self
     }
 
@@ -59,27 +52,39 @@ impl<'a> HttpCall<'a> {
         self.timeout = timeout;
         self
     }
+}
 
-    /// Sends the call; the answer arrives in `on_http_call_response` with the returned token.
-    /// An unknown cluster or a malformed request is `BadArgument`.
-    pub fn dispatch(self) -> Result<u32, Status> {
-        proxy_wasm::hostcalls::dispatch_http_call(
-            self.cluster,
-            self.headers,
-            self.body,
-            Vec::new(),
-            self.timeout,
+/// The answer to a callout, valid during the `on_http_call_response` it is handed to.
+pub struct CallResponse<'a> {
+    pub(crate) host: &'a dyn Host,
+    /// The token [`Cx::http_call`](crate::Cx::http_call) returned.
+    pub token: u32,
+    /// Number of response headers: 0 when the call failed (reset, no healthy upstream, ...).
+    pub num_headers: usize,
+    /// Size of the response body.
+    pub body_size: usize,
+    /// Number of response trailers.
+    pub num_trailers: usize,
+}
+
+impl CallResponse<'_> {
+    /// The response headers.
+    pub fn headers(&self) -> Headers<'_> {
+        Headers::new(self.host, MapType::HttpCallResponseHeaders)
+    }
+
+    /// The `:status`; `None` for a failed call (no headers).
+    pub fn status(&self) -> Option<u16> {
+        let status = self.headers().get(":status").ok().flatten()?;
+        std::str::from_utf8(&status).ok()?.parse().ok()
+    }
+
+    /// Up to `max_size` bytes of the body.
+    pub fn body(&self, max_size: usize) -> Result<Vec<u8>, Status> {
+        self.host.buffer(
+            BufferType::HttpCallResponseBody,
+            0,
+            self.body_size.min(max_size),
         )
     }
-}
-
-/// The `:status` of the response being answered; `None` for a failed call (no headers).
-pub fn response_status() -> Option<u16> {
-    let status = RESPONSE_HEADERS.get(":status").ok().flatten()?;
-    std::str::from_utf8(&status).ok()?.parse().ok()
-}
-
-/// Up to `max_size` bytes of the response body being answered.
-pub fn response_body(body_size: usize, max_size: usize) -> Result<Vec<u8>, Status> {
-    buffers::get(BufferType::HttpCallResponseBody, 0, body_size.min(max_size))
 }

@@ -1,75 +1,53 @@
 //! Bytes-safe header and trailer maps: `proxy_{get,add,replace,remove}_header_map_value` and
 //! `proxy_get_header_map_pairs`, with every failure returned as a [`Status`].
 
-use crate::abi;
-use crate::host::{check, get_bytes, Status};
+use crate::host::{Host, Status};
 use crate::proto::{AppendAction, HeaderEdit};
+pub use crate::types::MapType;
 use crate::wire::{decode_pairs, Pairs};
-pub use proxy_wasm::types::MapType;
 
-/// One of the stream's header or trailer maps, named by its proxy-wasm map type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HeaderMap(pub MapType);
+/// One of the stream's header or trailer maps (or a callout answer's), from a context:
+/// `cx.request_headers().get("x-user")`.
+#[derive(Clone, Copy)]
+pub struct Headers<'a> {
+    host: &'a dyn Host,
+    map: MapType,
+}
 
-/// The request headers of the current stream.
-pub const REQUEST_HEADERS: HeaderMap = HeaderMap(MapType::HttpRequestHeaders);
-/// The request trailers of the current stream.
-pub const REQUEST_TRAILERS: HeaderMap = HeaderMap(MapType::HttpRequestTrailers);
-/// The response headers of the current stream.
-pub const RESPONSE_HEADERS: HeaderMap = HeaderMap(MapType::HttpResponseHeaders);
-/// The response trailers of the current stream.
-pub const RESPONSE_TRAILERS: HeaderMap = HeaderMap(MapType::HttpResponseTrailers);
+impl<'a> Headers<'a> {
+    pub(crate) fn new(host: &'a dyn Host, map: MapType) -> Headers<'a> {
+        Headers { host, map }
+    }
 
-impl HeaderMap {
     /// The first value of `name` (`proxy_get_header_map_value`), or `None` when absent.
-    pub fn get(self, name: &str) -> Result<Option<Vec<u8>>, Status> {
-        get_bytes(|data, size| unsafe {
-            abi::proxy_get_header_map_value(self.0 as u32, name.as_ptr(), name.len(), data, size)
-        })
+    pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Status> {
+        self.host.header(self.map, name)
     }
 
     /// Whether `name` is present at least once.
-    pub fn contains(self, name: &str) -> Result<bool, Status> {
+    pub fn contains(&self, name: &str) -> Result<bool, Status> {
         self.get(name).map(|value| value.is_some())
     }
 
     /// Replaces every value of `name` with `value` (`proxy_replace_header_map_value`).
-    pub fn set(self, name: &str, value: &[u8]) -> Result<(), Status> {
-        check(unsafe {
-            abi::proxy_replace_header_map_value(
-                self.0 as u32,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            )
-        })
+    pub fn set(&self, name: &str, value: &[u8]) -> Result<(), Status> {
+        self.host.replace_header(self.map, name, value)
     }
 
     /// Adds one more entry for `name`, keeping existing ones (`proxy_add_header_map_value`).
-    pub fn add(self, name: &str, value: &[u8]) -> Result<(), Status> {
-        check(unsafe {
-            abi::proxy_add_header_map_value(
-                self.0 as u32,
-                name.as_ptr(),
-                name.len(),
-                value.as_ptr(),
-                value.len(),
-            )
-        })
+    pub fn add(&self, name: &str, value: &[u8]) -> Result<(), Status> {
+        self.host.add_header(self.map, name, value)
     }
 
     /// Removes every entry for `name` (`proxy_remove_header_map_value`).
-    pub fn remove(self, name: &str) -> Result<(), Status> {
-        check(unsafe {
-            abi::proxy_remove_header_map_value(self.0 as u32, name.as_ptr(), name.len())
-        })
+    pub fn remove(&self, name: &str) -> Result<(), Status> {
+        self.host.remove_header(self.map, name)
     }
 
     /// Adds or replaces `name` as `action` says, as Envoy applies a `HeaderValueOption`:
     /// `proxy_add_header_map_value` or `proxy_replace_header_map_value`, after
     /// `proxy_get_header_map_value` when the action depends on the header being present.
-    pub fn apply(self, action: AppendAction, name: &str, value: &[u8]) -> Result<(), Status> {
+    pub fn apply(&self, action: AppendAction, name: &str, value: &[u8]) -> Result<(), Status> {
         let present = action.needs_presence() && self.contains(name)?;
         match action.edit(present) {
             Some(HeaderEdit::Add) => self.add(name, value),
@@ -79,12 +57,13 @@ impl HeaderMap {
     }
 
     /// Every entry in order (`proxy_get_header_map_pairs`), names and values as raw bytes.
-    pub fn pairs(self) -> Result<Pairs, Status> {
-        let serialized = get_bytes(|data, size| unsafe {
-            abi::proxy_get_header_map_pairs(self.0 as u32, data, size)
-        })?
-        .unwrap_or_default();
-        decode_pairs(&serialized).ok_or(Status::SerializationFailure)
+    pub fn pairs(&self) -> Result<Pairs, Status> {
+        decode_pairs(&self.host.header_pairs(self.map)?).ok_or(Status::SerializationFailure)
+    }
+
+    /// The whole map, read with one hostcall, for local lookups.
+    pub fn snapshot(&self) -> Result<Snapshot, Status> {
+        Snapshot::from_wire(self.host.header_pairs(self.map)?).ok_or(Status::SerializationFailure)
     }
 }
 
@@ -99,15 +78,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads `map`.
-    pub fn read(map: HeaderMap) -> Result<Snapshot, Status> {
-        let raw = get_bytes(|data, size| unsafe {
-            abi::proxy_get_header_map_pairs(map.0 as u32, data, size)
-        })?
-        .unwrap_or_default();
-        Snapshot::from_wire(raw).ok_or(Status::SerializationFailure)
-    }
-
     /// Indexes a buffer in the header-pairs wire format.
     pub fn from_wire(raw: Vec<u8>) -> Option<Snapshot> {
         let mut entries = Vec::new();
@@ -145,9 +115,8 @@ impl Snapshot {
         self.entries
             .iter()
             .find_map(|&(name_at, name_len, value_at, value_len)| {
-                let key = &self.raw[name_at as usize..(name_at + name_len) as usize];
-                (key == name.as_bytes())
-                    .then(|| &self.raw[value_at as usize..(value_at + value_len) as usize])
+                (self.slice(name_at, name_len) == name.as_bytes())
+                    .then(|| self.slice(value_at, value_len))
             })
     }
 
@@ -170,32 +139,19 @@ impl Snapshot {
             .iter()
             .map(|&(name_at, name_len, value_at, value_len)| {
                 (
-                    &self.raw[name_at as usize..(name_at + name_len) as usize],
-                    &self.raw[value_at as usize..(value_at + value_len) as usize],
+                    self.slice(name_at, name_len),
+                    self.slice(value_at, value_len),
                 )
             })
     }
-}
 
-#[cfg(test)]
-mod apply_tests {
-    use super::*;
-
-    #[test]
-    fn apply_returns_host_failures_as_values() {
-        // Off wasm every hostcall fails: the failure comes back, whichever hostcall the action needs.
-        for action in [
-            AppendAction::AppendIfExistsOrAdd,
-            AppendAction::AddIfAbsent,
-            AppendAction::OverwriteIfExistsOrAdd,
-            AppendAction::OverwriteIfExists,
-        ] {
-            assert_eq!(
-                REQUEST_HEADERS.apply(action, "x-a", b"1"),
-                Err(Status::InternalFailure),
-                "{action:?}"
-            );
-        }
+    /// `len` bytes at `at`; `from_wire` checked every entry's range, so this never comes up
+    /// short.
+    fn slice(&self, at: u32, len: u32) -> &[u8] {
+        let start = at as usize;
+        self.raw
+            .get(start..start.saturating_add(len as usize))
+            .unwrap_or_default()
     }
 }
 

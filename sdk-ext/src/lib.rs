@@ -1,26 +1,36 @@
 //! sdk-ext: the thin, panic-free layer every filter in this workspace stands on.
 //!
-//! Each helper sits directly on one proxy-wasm hostcall and returns failures as
-//! [`Status`](proxy_wasm::types::Status) values instead of trapping the VM.
+//! A filter implements [`RootFilter`] and [`HttpFilter`]; every hook gets a context object
+//! ([`HttpCx`], [`RootCx`]) and does everything through it. On Envoy the context sits on the
+//! proxy-wasm hostcalls ([`host::WasmHost`]); in unit tests on the fake host ([`fake`], feature
+//! `fake-host`). Every hostcall failure comes back as a [`Status`] value, never a
+//! trap. Modules are exported in one place ([`export_standalone!`], [`export_chain!`]), so any set
+//! of filters links into one module.
 
-pub mod abi;
-pub mod buffers;
+mod abi;
 pub mod callout;
-pub mod clock;
 pub mod config;
+mod cx;
+pub mod dispatch;
+pub mod export;
+#[cfg(feature = "fake-host")]
+pub mod fake;
 pub mod filter;
 pub mod headers;
 pub mod host;
 pub mod logging;
 pub mod matcher;
-pub mod metrics;
 pub mod properties;
 pub mod proto;
+pub mod ratelimit;
 pub mod reply;
 pub mod request;
 pub mod shared_data;
-pub mod stream;
+pub mod stats;
+pub mod types;
+pub mod validate;
 pub mod wire;
 
+pub use cx::{Cx, HttpCx, RootCx};
 pub use filter::{Action, HttpFilter, RootFilter};
-pub use proxy_wasm;
+pub use types::Status;

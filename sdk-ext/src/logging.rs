@@ -1,6 +1,6 @@
 //! A `log` backend on `proxy_log` that never panics: a failed log call is dropped.
 
-use crate::abi;
+use crate::host::{Host, WasmHost};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::fmt::Write;
 
@@ -25,6 +25,18 @@ fn proxy_level(level: Level) -> u32 {
     }
 }
 
+/// Maps the host's log level number (`proxy_get_log_level`) to a `log` filter.
+pub fn level_filter(level: u32) -> LevelFilter {
+    match level {
+        0 => LevelFilter::Trace,
+        1 => LevelFilter::Debug,
+        2 => LevelFilter::Info,
+        3 => LevelFilter::Warn,
+        4 | 5 => LevelFilter::Error,
+        _ => LevelFilter::Off,
+    }
+}
+
 impl Log for ProxyLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
         metadata.level() <= log::max_level()
@@ -42,23 +54,8 @@ impl Log for ProxyLogger {
                 std::borrow::Cow::Owned(text)
             }
         };
-        let _ =
-            unsafe { abi::proxy_log(proxy_level(record.level()), message.as_ptr(), message.len()) };
+        WasmHost.log(proxy_level(record.level()), &message);
     }
 
     fn flush(&self) {}
-}
-
-/// The host's current log level (`proxy_get_log_level`), if the host reports one.
-pub fn host_level() -> Option<LevelFilter> {
-    let mut level: u32 = 0;
-    crate::host::check(unsafe { abi::proxy_get_log_level(&mut level) }).ok()?;
-    Some(match level {
-        0 => LevelFilter::Trace,
-        1 => LevelFilter::Debug,
-        2 => LevelFilter::Info,
-        3 => LevelFilter::Warn,
-        4 | 5 => LevelFilter::Error,
-        _ => LevelFilter::Off,
-    })
 }

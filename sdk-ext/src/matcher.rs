@@ -10,6 +10,7 @@
 //! `prefix`, `path` and `path_separated_prefix`.
 
 use crate::config::{validate_each, ConfigError};
+use crate::validate::{header_name, Pseudo};
 use regex_lite::Regex;
 use serde::Deserialize;
 
@@ -221,9 +222,9 @@ enum HeaderRule {
 impl HeaderMatcherConfig {
     /// Compiles the matcher; exactly one match kind must be set.
     pub fn compile(self) -> Result<HeaderMatcher, ConfigError> {
-        if self.name.is_empty() {
-            return Err(ConfigError::new("name", "must not be empty"));
-        }
+        // Any `:` name: an unknown pseudo-header is just absent, as in Envoy.
+        let name = header_name(&self.name, Pseudo::Any)
+            .map_err(|reason| ConfigError::new("name", reason))?;
         let mut kinds = Vec::new();
         let plain = |value: String| HeaderRule::Value(StringMatcher::Exact(value, false));
         if let Some(value) = self.exact_match {
@@ -258,7 +259,7 @@ impl HeaderMatcherConfig {
             "one of string_match, present_match, exact_match, prefix_match, suffix_match, contains_match, safe_regex_match",
         )?;
         Ok(HeaderMatcher {
-            name: self.name.to_ascii_lowercase(),
+            name,
             rule,
             invert: self.invert_match,
             missing_as_empty: self.treat_missing_header_as_empty,
@@ -295,16 +296,25 @@ pub trait RequestView {
     fn header(&self, name: &str) -> Option<Vec<u8>>;
 }
 
-/// The request headers of the running stream, through hostcalls.
-pub struct HostRequest;
-
-impl RequestView for HostRequest {
+/// The request headers of the running stream, read live (one hostcall per lookup).
+impl RequestView for crate::headers::Headers<'_> {
     fn path(&self) -> Option<Vec<u8>> {
-        crate::headers::REQUEST_HEADERS.get(":path").ok().flatten()
+        self.get(":path").ok().flatten()
     }
 
     fn header(&self, name: &str) -> Option<Vec<u8>> {
-        crate::headers::REQUEST_HEADERS.get(name).ok().flatten()
+        self.get(name).ok().flatten()
+    }
+}
+
+/// A snapshot of the request headers (no hostcall per lookup).
+impl RequestView for crate::headers::Snapshot {
+    fn path(&self) -> Option<Vec<u8>> {
+        self.get(":path").map(<[u8]>::to_vec)
+    }
+
+    fn header(&self, name: &str) -> Option<Vec<u8>> {
+        self.get(name).map(<[u8]>::to_vec)
     }
 }
 
@@ -513,6 +523,16 @@ mod tests {
                 serde_json::json!({"prefix": "/", "headers": [{"name": "a", "string_match": {}}]}),
                 "headers[0].string_match",
                 "needs one of",
+            ),
+            (
+                serde_json::json!({"prefix": "/", "headers": [{"name": "x y", "present_match": true}]}),
+                "headers[0].name",
+                "not a valid header name",
+            ),
+            (
+                serde_json::json!({"prefix": "/", "headers": [{"name": "", "present_match": true}]}),
+                "headers[0].name",
+                "must not be empty",
             ),
             (
                 serde_json::json!({"path_separated_prefix": "/api/"}),

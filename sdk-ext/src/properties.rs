@@ -1,16 +1,4 @@
-//! Stream properties (`proxy_get_property`): `source.address`, `request.protocol`, ...
-
-use crate::abi;
-use crate::host::{get_bytes, Status};
-
-/// Reads a property by its path segments, e.g. `&["source", "address"]`. `None` when the host
-/// has no value for it.
-pub fn get(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    let encoded = encode_path(path);
-    get_bytes(|data, size| unsafe {
-        abi::proxy_get_property(encoded.as_ptr(), encoded.len(), data, size)
-    })
-}
+//! Stream properties (read with [`Cx::property`](crate::Cx::property)): path encoding and values.
 
 /// Encodes a property path as the ABI wants it: segments joined by NUL bytes.
 pub fn encode_path(path: &[&str]) -> Vec<u8> {
@@ -22,12 +10,12 @@ pub fn encode_path(path: &[&str]) -> Vec<u8> {
 pub fn address_without_port(address: &[u8]) -> &[u8] {
     if let Some(rest) = address.strip_prefix(b"[") {
         return match rest.iter().position(|&b| b == b']') {
-            Some(end) => &rest[..end],
+            Some(end) => rest.split_at(end).0,
             None => address,
         };
     }
     match address.iter().rposition(|&b| b == b':') {
-        Some(colon) if !address[..colon].contains(&b':') => &address[..colon],
+        Some(colon) if !address.split_at(colon).0.contains(&b':') => address.split_at(colon).0,
         _ => address,
     }
 }

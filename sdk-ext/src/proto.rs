@@ -1,7 +1,8 @@
 //! Envoy's common proto3 types as they appear in JSON configuration, for filters whose config
 //! mirrors a native one: `google.protobuf.Duration` (`"1.5s"`), `type.v3.FractionalPercent`,
-//! `config.core.v3.RuntimeFractionalPercent` and `config.core.v3.HeaderValueOption`, and
-//! [`deserialize_enum`] for proto enums given by name or number.
+//! `config.core.v3.RuntimeFractionalPercent`, `config.core.v3.HeaderValueOption`,
+//! `type.v3.HttpStatus` and `type.v3.TokenBucket`, and [`deserialize_enum`] for proto enums given
+//! by name or number. Rate-limit actions and descriptors are in [`ratelimit`](crate::ratelimit).
 //!
 //! ```json
 //! {"fill_interval": "0.5s",
@@ -238,9 +239,78 @@ pub struct RuntimeFractionalPercent {
     pub runtime_key: Option<String>,
 }
 
-/// `config.core.v3.HeaderValueOption`: a header to add, and what to do when it exists. Each filter
-/// validates the name and reads the value its own way; [`HeaderValueOption::action`] resolves the
-/// action, and [`HeaderMap::apply`](crate::headers::HeaderMap::apply) performs it.
+/// `type.v3.HttpStatus`.
+#[derive(Deserialize, Debug, Clone, Copy)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HttpStatus {
+    /// The status code.
+    pub code: u32,
+}
+
+impl HttpStatus {
+    /// The code, if it is an HTTP status (100 to 599); else an error at `code`.
+    pub fn checked(self) -> Result<u32, ConfigError> {
+        if (100..=599).contains(&self.code) {
+            Ok(self.code)
+        } else {
+            Err(ConfigError::new(
+                "code",
+                format!("{} is not an HTTP status code", self.code),
+            ))
+        }
+    }
+}
+
+/// `type.v3.TokenBucket`.
+#[derive(Deserialize, Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucketConfig {
+    /// Capacity, and the tokens a new bucket starts with.
+    pub max_tokens: u32,
+    /// Tokens added per `fill_interval`. Default 1.
+    #[serde(default)]
+    pub tokens_per_fill: Option<u32>,
+    /// How often `tokens_per_fill` tokens are added (continuously, as native).
+    pub fill_interval: ProtoDuration,
+}
+
+impl TokenBucketConfig {
+    /// Checks Envoy's rules (`max_tokens` > 0, `tokens_per_fill` > 0, `fill_interval` at least
+    /// `min_fill_interval`) and returns `(max_tokens, tokens_per_fill, fill_interval)`. Each
+    /// filter builds its own bucket from them; native local_ratelimit refuses fills under 50ms.
+    pub fn checked(
+        &self,
+        min_fill_interval: Duration,
+    ) -> Result<(u32, u32, Duration), ConfigError> {
+        if self.max_tokens == 0 {
+            return Err(ConfigError::new("max_tokens", "must be at least 1"));
+        }
+        let tokens_per_fill = self.tokens_per_fill.unwrap_or(1);
+        if tokens_per_fill == 0 {
+            return Err(ConfigError::new("tokens_per_fill", "must be at least 1"));
+        }
+        let interval = self.fill_interval.0;
+        if interval.is_zero() {
+            return Err(ConfigError::new("fill_interval", "must be greater than 0"));
+        }
+        if interval < min_fill_interval {
+            return Err(ConfigError::new(
+                "fill_interval",
+                format!(
+                    "must be at least {}ms (native refuses shorter ones too)",
+                    min_fill_interval.as_millis()
+                ),
+            ));
+        }
+        Ok((self.max_tokens, tokens_per_fill, interval))
+    }
+}
+
+/// `config.core.v3.HeaderValueOption`: a header to add, and what to do when it exists.
+/// [`crate::validate`] checks the name and value; [`HeaderValueOption::action`] resolves the
+/// action, and [`Headers::apply`](crate::headers::Headers::apply) performs it.
 #[derive(Deserialize, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -493,6 +563,58 @@ mod tests {
         );
         assert!(option(r#"{"header": {"key": "x", "raw_value": "eA=="}}"#).is_err());
         assert!(option(&format!(r#"{{{header}, "append_action": 4}}"#)).is_err());
+    }
+
+    #[test]
+    fn http_statuses_and_token_buckets_check_envoys_rules() {
+        let status = |code| HttpStatus { code }.checked();
+        assert_eq!(status(429), Ok(429));
+        assert_eq!(status(100), Ok(100));
+        assert_eq!(status(599), Ok(599));
+        for bad in [0, 99, 600] {
+            let error = status(bad).unwrap_err();
+            assert_eq!(error.path, "code");
+            assert!(error.reason.contains("not an HTTP status code"), "{error}");
+        }
+        let bucket = |json: &str| {
+            serde_json::from_str::<TokenBucketConfig>(json)
+                .unwrap()
+                .checked(Duration::from_millis(50))
+        };
+        assert_eq!(
+            bucket(r#"{"max_tokens": 5, "fill_interval": "0.05s"}"#),
+            Ok((5, 1, Duration::from_millis(50)))
+        );
+        for (json, path, reason) in [
+            (
+                r#"{"max_tokens": 0, "fill_interval": "1s"}"#,
+                "max_tokens",
+                "at least 1",
+            ),
+            (
+                r#"{"max_tokens": 1, "tokens_per_fill": 0, "fill_interval": "1s"}"#,
+                "tokens_per_fill",
+                "at least 1",
+            ),
+            (
+                r#"{"max_tokens": 1, "fill_interval": "0s"}"#,
+                "fill_interval",
+                "greater than 0",
+            ),
+            (
+                r#"{"max_tokens": 1, "fill_interval": "0.049s"}"#,
+                "fill_interval",
+                "at least 50ms",
+            ),
+        ] {
+            let error = bucket(json).unwrap_err();
+            assert_eq!(error.path, path, "{json}");
+            assert!(error.reason.contains(reason), "{json}: {error}");
+        }
+        assert!(serde_json::from_str::<TokenBucketConfig>(
+            r#"{"max_tokens": 1, "fill_interval": "1s", "x": 1}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -1,48 +1,9 @@
-//! Local replies (`proxy_send_local_response`) with a small JSON body.
+//! The JSON body of local replies; replies are sent with
+//! [`HttpCx::send_reply`](crate::HttpCx::send_reply) and
+//! [`HttpCx::send_json_error`](crate::HttpCx::send_json_error).
 
-use crate::abi;
-use crate::host::{check, Status};
-use crate::wire::encode_pairs;
-
-/// Sends a local reply that ends the stream. `details` becomes Envoy's response code details
-/// (use `snake_case`, no spaces); `headers` are added to the reply.
-pub fn send(
-    status: u32,
-    details: &str,
-    body: &[u8],
-    headers: &[(&str, &[u8])],
-) -> Result<(), Status> {
-    let headers = encode_pairs(headers);
-    check(unsafe {
-        abi::proxy_send_local_response(
-            status,
-            details.as_ptr(),
-            details.len(),
-            body.as_ptr(),
-            body.len(),
-            headers.as_ptr(),
-            headers.len(),
-            -1,
-        )
-    })
-}
-
-/// Sends a local reply with body `{"error": <code>, "message": <message>}` and
-/// `content-type: application/json`, plus `headers`.
-pub fn send_json_error(
-    status: u32,
-    code: &str,
-    message: &str,
-    headers: &[(&str, &[u8])],
-) -> Result<(), Status> {
-    let body = json_error_body(code, message);
-    let mut all: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 1);
-    all.push(("content-type", b"application/json"));
-    all.extend_from_slice(headers);
-    send(status, code, body.as_bytes(), &all)
-}
-
-/// The JSON error body used by every filter's local replies.
+/// The JSON error body used by every filter's local replies:
+/// `{"error": <code>, "message": <message>}`.
 pub fn json_error_body(code: &str, message: &str) -> String {
     serde_json::json!({ "error": code, "message": message }).to_string()
 }

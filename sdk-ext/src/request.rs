@@ -1,25 +1,6 @@
-//! The request's pseudo-headers, read during `on_request_headers` (Envoy drops the request
-//! headers once that callback lets them through), and the query and cookie parsing that Envoy's
-//! own filters use, byte for byte.
+//! The query and cookie parsing that Envoy's own filters use, byte for byte.
 
-use crate::headers::REQUEST_HEADERS;
-use crate::host::Status;
 use std::borrow::Cow;
-
-/// `:path`, including the query string.
-pub fn path() -> Result<Option<Vec<u8>>, Status> {
-    REQUEST_HEADERS.get(":path")
-}
-
-/// `:method`.
-pub fn method() -> Result<Option<Vec<u8>>, Status> {
-    REQUEST_HEADERS.get(":method")
-}
-
-/// `:authority` (the `Host` header).
-pub fn host() -> Result<Option<Vec<u8>>, Status> {
-    REQUEST_HEADERS.get(":authority")
-}
 
 /// Percent-decodes as Envoy's `PercentEncoding::decode`: `%` and two hex digits become one
 /// byte, any other `%` stays as it is, and `+` stays a `+`.
@@ -27,19 +8,19 @@ pub fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
     if !raw.contains(&b'%') {
         return Cow::Borrowed(raw);
     }
-    let hex = |byte: u8| char::from(byte).to_digit(16);
+    let hex = |byte: &u8| char::from(*byte).to_digit(16);
     let mut out = Vec::with_capacity(raw.len());
-    let mut at = 0;
-    while at < raw.len() {
-        if raw[at] == b'%' && at + 2 < raw.len() {
-            if let (Some(high), Some(low)) = (hex(raw[at + 1]), hex(raw[at + 2])) {
+    let mut rest = raw;
+    while let Some((&byte, after)) = rest.split_first() {
+        if let (b'%', [high, low, ..]) = (byte, after) {
+            if let (Some(high), Some(low)) = (hex(high), hex(low)) {
                 out.push((high * 16 + low) as u8);
-                at += 3;
+                rest = after.get(2..).unwrap_or_default();
                 continue;
             }
         }
-        out.push(raw[at]);
-        at += 1;
+        out.push(byte);
+        rest = after;
     }
     Cow::Owned(out)
 }
@@ -48,16 +29,22 @@ pub fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
 /// everything after the first `?` split on `&`, each name and value percent-decoded (a bare
 /// name has an empty value). Like Envoy, `#` has no special meaning here.
 pub fn query_parameters(path: &[u8]) -> impl Iterator<Item = (Cow<'_, [u8]>, Cow<'_, [u8]>)> {
-    let query = match path.iter().position(|&b| b == b'?') {
-        Some(at) => &path[at + 1..],
-        None => &path[path.len()..],
+    let query: &[u8] = match path.iter().position(|&b| b == b'?') {
+        Some(at) => path.get(at + 1..).unwrap_or_default(),
+        None => &[],
     };
     query
         .split(|&b| b == b'&')
         .filter(move |_| !query.is_empty())
         .map(|pair| match pair.iter().position(|&b| b == b'=') {
-            Some(at) => (percent_decode(&pair[..at]), percent_decode(&pair[at + 1..])),
-            None => (percent_decode(pair), Cow::Borrowed(&pair[pair.len()..])),
+            Some(at) => {
+                let (name, value) = pair.split_at(at);
+                (
+                    percent_decode(name),
+                    percent_decode(value.get(1..).unwrap_or_default()),
+                )
+            }
+            None => (percent_decode(pair), Cow::Borrowed(&[][..])),
         })
 }
 
@@ -87,7 +74,7 @@ pub fn cookie<'a>(
                 if key != name.as_bytes() {
                     return None;
                 }
-                let value = &pair[equals + 1..];
+                let value = pair.get(equals + 1..).unwrap_or_default();
                 Some(match value {
                     [b'"', inner @ .., b'"'] => inner,
                     _ => value,

@@ -3,20 +3,8 @@
 use crate::format::Template;
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::proto::{AppendAction, HeaderValueOption};
+use sdk_ext::validate::{header_name, header_value, modifiable_header_name, Pseudo};
 use serde::Deserialize;
-
-/// Envoy limits header names and values to 16 KiB in config (`max_bytes: 16384`).
-const MAX_HEADER_BYTES: usize = 16 * 1024;
-
-/// Pseudo-headers a mutation may set. Envoy's codecs know no others.
-const PSEUDO_HEADERS: &[&str] = &[
-    ":authority",
-    ":method",
-    ":path",
-    ":scheme",
-    ":protocol",
-    ":status",
-];
 
 /// The filter configuration, as Envoy's `envoy.extensions.filters.http.header_mutation.v3.HeaderMutation`.
 #[derive(Deserialize, Debug, Default)]
@@ -135,14 +123,8 @@ impl HeaderMutation {
     fn validate(self) -> Result<Mutation, ConfigError> {
         match self {
             HeaderMutation::Remove(name) => {
-                let name = validate_header_name(&name)
+                let name = modifiable_header_name(&name, "removed")
                     .map_err(|reason| ConfigError::new("remove", reason))?;
-                if name.starts_with(':') || name == "host" {
-                    return Err(ConfigError::new(
-                        "remove",
-                        format!("{name:?} cannot be removed: pseudo-headers and host are required by Envoy"),
-                    ));
-                }
                 Ok(Mutation::Remove { name })
             }
             HeaderMutation::Append(option) => {
@@ -153,19 +135,12 @@ impl HeaderMutation {
 }
 
 /// Validates an `append` mutation: the name, then the value as a template, then the action.
+/// Unlike native, a mutation may set the pseudo-headers Envoy knows (see README.md).
 fn validate_append(option: HeaderValueOption) -> Result<Mutation, ConfigError> {
-    let name = validate_header_name(&option.header.key)
+    let name = header_name(&option.header.key, Pseudo::Known)
         .map_err(|reason| ConfigError::new("header.key", reason))?;
     let text = &option.header.value;
-    if text.len() > MAX_HEADER_BYTES {
-        return Err(ConfigError::new("header.value", "longer than 16384 bytes"));
-    }
-    if text.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')) {
-        return Err(ConfigError::new(
-            "header.value",
-            "must not contain NUL, CR or LF",
-        ));
-    }
+    header_value(text.as_bytes()).map_err(|reason| ConfigError::new("header.value", reason))?;
     let value = Template::parse(text).map_err(|e| e.within("header.value"))?;
     Ok(Mutation::Append {
         name,
@@ -173,34 +148,6 @@ fn validate_append(option: HeaderValueOption) -> Result<Mutation, ConfigError> {
         action: option.action()?,
         keep_empty_value: option.keep_empty_value,
     })
-}
-
-/// Whether `byte` may appear in a header name (an RFC 9110 token character).
-pub fn is_header_name_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-/// Checks a header name and returns it lower-cased, or says what is wrong with it.
-fn validate_header_name(name: &str) -> Result<String, String> {
-    let error = |reason: String| Err(reason);
-    if name.is_empty() {
-        return error("must not be empty".into());
-    }
-    if name.len() > MAX_HEADER_BYTES {
-        return error("longer than 16384 bytes".into());
-    }
-    let lower = name.to_ascii_lowercase();
-    if lower.starts_with(':') {
-        if !PSEUDO_HEADERS.contains(&lower.as_str()) {
-            return error(format!(
-                "unknown pseudo-header {name:?}; known: {}",
-                PSEUDO_HEADERS.join(", ")
-            ));
-        }
-    } else if !lower.bytes().all(is_header_name_byte) {
-        return error(format!("{name:?} is not a valid header name"));
-    }
-    Ok(lower)
 }
 
 #[cfg(test)]

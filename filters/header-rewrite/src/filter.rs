@@ -3,11 +3,9 @@
 use crate::config::{Config, HeaderRewriteConfig, Mutation};
 use crate::format::Lookup;
 use sdk_ext::config::{load, ConfigError};
-use sdk_ext::headers::{
-    HeaderMap, REQUEST_HEADERS, REQUEST_TRAILERS, RESPONSE_HEADERS, RESPONSE_TRAILERS,
-};
+use sdk_ext::headers::Headers;
 use sdk_ext::host::Status;
-use sdk_ext::{properties, Action, HttpFilter, RootFilter};
+use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
 use std::borrow::Cow;
 use std::rc::Rc;
 
@@ -20,13 +18,13 @@ impl RootFilter for HeaderRewriteRoot {
     const NAME: &'static str = "header_rewrite";
     type Http = HeaderRewrite;
 
-    fn configure(config: &[u8]) -> Result<Self, ConfigError> {
+    fn configure(_cx: &mut RootCx<'_>, config: &[u8]) -> Result<Self, ConfigError> {
         Ok(HeaderRewriteRoot {
             config: load::<HeaderRewriteConfig>(config)?,
         })
     }
 
-    fn create_http(root: &Rc<Self>, _context_id: u32) -> HeaderRewrite {
+    fn create_http(root: &Rc<Self>) -> HeaderRewrite {
         HeaderRewrite {
             root: root.clone(),
             captured: Vec::new(),
@@ -42,37 +40,42 @@ pub struct HeaderRewrite {
 }
 
 impl HttpFilter for HeaderRewrite {
-    fn on_request_headers(&mut self, _end_of_stream: bool) -> Action {
+    fn on_request_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
         let config = &self.root.config;
-        apply(&config.request, REQUEST_HEADERS, &mut RequestLookup);
+        let headers = cx.request_headers();
+        apply(&config.request, headers, &mut RequestLookup { cx });
         self.captured = config
             .captured_request_headers
             .iter()
-            .map(|name| request_header(name).map(Cow::into_owned))
+            .map(|name| headers.get(name).ok().flatten())
             .collect();
         Action::Continue
     }
 
-    fn on_request_trailers(&mut self) -> Action {
+    fn on_request_trailers(&mut self, cx: &mut HttpCx<'_>) -> Action {
         apply(
             &self.root.config.request_trailers,
-            REQUEST_TRAILERS,
-            &mut RequestLookup,
+            cx.request_trailers(),
+            &mut RequestLookup { cx },
         );
         Action::Continue
     }
 
-    fn on_response_headers(&mut self, _end_of_stream: bool) -> Action {
-        let mut lookup = self.response_lookup();
-        apply(&self.root.config.response, RESPONSE_HEADERS, &mut lookup);
+    fn on_response_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
+        let mut lookup = self.response_lookup(cx);
+        apply(
+            &self.root.config.response,
+            cx.response_headers(),
+            &mut lookup,
+        );
         Action::Continue
     }
 
-    fn on_response_trailers(&mut self) -> Action {
-        let mut lookup = self.response_lookup();
+    fn on_response_trailers(&mut self, cx: &mut HttpCx<'_>) -> Action {
+        let mut lookup = self.response_lookup(cx);
         apply(
             &self.root.config.response_trailers,
-            RESPONSE_TRAILERS,
+            cx.response_trailers(),
             &mut lookup,
         );
         Action::Continue
@@ -80,40 +83,42 @@ impl HttpFilter for HeaderRewrite {
 }
 
 impl HeaderRewrite {
-    fn response_lookup(&self) -> ResponseLookup<'_> {
+    fn response_lookup<'s>(&'s self, cx: &'s HttpCx<'s>) -> ResponseLookup<'s> {
         ResponseLookup {
+            cx,
             names: &self.root.config.captured_request_headers,
             values: &self.captured,
         }
     }
 }
 
-fn property(path: &[&str]) -> Option<Cow<'static, [u8]>> {
-    properties::get(path).ok().flatten().map(Cow::Owned)
-}
-
-fn request_header(name: &str) -> Option<Cow<'static, [u8]>> {
-    REQUEST_HEADERS.get(name).ok().flatten().map(Cow::Owned)
+/// A host value as a template reads it: a failed hostcall reads as a missing value, as in
+/// Envoy's formatter.
+fn found(value: Result<Option<Vec<u8>>, Status>) -> Option<Cow<'static, [u8]>> {
+    value.ok().flatten().map(Cow::Owned)
 }
 
 /// Template values while the request is processed: request headers live, no response yet.
-/// A failed hostcall reads as a missing value, as in Envoy's formatter.
-struct RequestLookup;
+struct RequestLookup<'c, 'a> {
+    cx: &'c HttpCx<'a>,
+}
 
-impl Lookup for RequestLookup {
+impl Lookup for RequestLookup<'_, '_> {
     fn request_header(&mut self, name: &str) -> Option<Cow<'_, [u8]>> {
-        request_header(name)
+        found(self.cx.request_headers().get(name))
     }
     fn response_header(&mut self, _name: &str) -> Option<Cow<'_, [u8]>> {
         None
     }
     fn property(&mut self, path: &[&str]) -> Option<Cow<'_, [u8]>> {
-        property(path)
+        found(self.cx.property(path))
     }
 }
 
-/// Template values while the response is processed: request headers as captured.
+/// Template values while the response is processed: request headers as captured, because Envoy
+/// gives a wasm filter no request headers in the response callbacks.
 struct ResponseLookup<'a> {
+    cx: &'a HttpCx<'a>,
     names: &'a [String],
     values: &'a [Option<Vec<u8>>],
 }
@@ -124,14 +129,14 @@ impl Lookup for ResponseLookup<'_> {
         self.values.get(index)?.as_deref().map(Cow::Borrowed)
     }
     fn response_header(&mut self, name: &str) -> Option<Cow<'_, [u8]>> {
-        RESPONSE_HEADERS.get(name).ok().flatten().map(Cow::Owned)
+        found(self.cx.response_headers().get(name))
     }
     fn property(&mut self, path: &[&str]) -> Option<Cow<'_, [u8]>> {
-        property(path)
+        found(self.cx.property(path))
     }
 }
 
-fn apply(mutations: &[Mutation], map: HeaderMap, lookup: &mut impl Lookup) {
+fn apply(mutations: &[Mutation], map: Headers<'_>, lookup: &mut impl Lookup) {
     let mut rendered = Vec::new();
     for mutation in mutations {
         if let Err(status) = apply_one(mutation, map, lookup, &mut rendered) {
@@ -145,7 +150,7 @@ fn apply(mutations: &[Mutation], map: HeaderMap, lookup: &mut impl Lookup) {
 
 fn apply_one(
     mutation: &Mutation,
-    map: HeaderMap,
+    map: Headers<'_>,
     lookup: &mut impl Lookup,
     scratch: &mut Vec<u8>,
 ) -> Result<(), Status> {

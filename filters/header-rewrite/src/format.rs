@@ -10,6 +10,7 @@
 
 use sdk_ext::config::ConfigError;
 use sdk_ext::properties::address_without_port;
+use sdk_ext::validate::{header_name, Pseudo};
 use std::borrow::Cow;
 
 /// A parsed header value template.
@@ -76,30 +77,28 @@ const PROPERTY_COMMANDS: &[(&str, &[&str], bool)] = &[
 impl Template {
     /// Parses a header value format. Errors name the position or command that is wrong.
     pub fn parse(format: &str) -> Result<Template, ConfigError> {
-        let bytes = format.as_bytes();
         let mut parts = Vec::new();
         let mut literal = Vec::new();
-        let mut pos = 0;
-        while pos < bytes.len() {
-            if bytes[pos] != b'%' {
-                literal.push(bytes[pos]);
-                pos += 1;
-                continue;
-            }
-            if bytes.get(pos + 1) == Some(&b'%') {
+        let mut rest = format;
+        while let Some((text, after)) = rest.split_once('%') {
+            literal.extend_from_slice(text.as_bytes());
+            if let Some(after_escape) = after.strip_prefix('%') {
                 literal.push(b'%');
-                pos += 2;
+                rest = after_escape;
                 continue;
             }
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }
-            let (part, consumed) = parse_command(&format[pos..]).map_err(|reason| {
+            let (part, tail) = parse_command(after).map_err(|reason| {
+                // The byte offset of the '%' that starts the command.
+                let pos = format.len().saturating_sub(after.len() + 1);
                 ConfigError::new("", format!("{reason} (in {format:?} at byte {pos})"))
             })?;
             parts.push(part);
-            pos += consumed;
+            rest = tail;
         }
+        literal.extend_from_slice(rest.as_bytes());
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
@@ -154,8 +153,8 @@ impl Template {
                 Part::Command { source, max_len } => (source, *max_len),
             };
             let mut push = |value: &[u8]| {
-                let len = max_len.map_or(value.len(), |max| max.min(value.len()));
-                out.extend_from_slice(&value[..len]);
+                let kept = max_len.and_then(|max| value.get(..max)).unwrap_or(value);
+                out.extend_from_slice(kept);
             };
             match source {
                 Source::RequestHeader(name, alternative) => {
@@ -192,45 +191,41 @@ impl Template {
     }
 }
 
-/// Parses one `%COMMAND(arg):N%` at the start of `text`; returns the part and bytes consumed.
-/// The grammar is Envoy's: `%[A-Z0-9_]+(\([^)]*\))?(:[0-9]+)?%`.
-fn parse_command(text: &str) -> Result<(Part, usize), String> {
-    let bytes = text.as_bytes();
+/// Parses one `%COMMAND(arg):N%` from `text`, the bytes after its opening `%`; returns the
+/// part and the text after its closing `%`. The grammar is Envoy's:
+/// `%[A-Z0-9_]+(\([^)]*\))?(:[0-9]+)?%`.
+fn parse_command(text: &str) -> Result<(Part, &str), String> {
     let invalid = || "no valid command after '%' (use %% for a literal percent sign)".to_string();
-    let mut pos = 1;
-    while pos < bytes.len()
-        && (bytes[pos].is_ascii_uppercase() || bytes[pos].is_ascii_digit() || bytes[pos] == b'_')
-    {
-        pos += 1;
-    }
-    let name = &text[1..pos];
+    let name_len = text
+        .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .unwrap_or(text.len());
+    let (name, mut rest) = text.split_at_checked(name_len).ok_or_else(invalid)?;
     if name.is_empty() {
         return Err(invalid());
     }
     let mut argument = None;
-    if bytes.get(pos) == Some(&b'(') {
-        let close = text[pos..].find(')').ok_or_else(invalid)? + pos;
-        argument = Some(&text[pos + 1..close]);
-        pos = close + 1;
+    if let Some(open) = rest.strip_prefix('(') {
+        let (inside, after) = open.split_once(')').ok_or_else(invalid)?;
+        argument = Some(inside);
+        rest = after;
     }
     let mut max_len = None;
-    if bytes.get(pos) == Some(&b':') {
-        let digits_end = text[pos + 1..]
+    if let Some(limit) = rest.strip_prefix(':') {
+        let digits_len = limit
             .find(|c: char| !c.is_ascii_digit())
-            .map_or(text.len(), |i| i + pos + 1);
-        if digits_end == pos + 1 {
+            .unwrap_or(limit.len());
+        let (digits, after) = limit.split_at_checked(digits_len).ok_or_else(invalid)?;
+        if digits.is_empty() {
             return Err(invalid());
         }
         max_len = Some(
-            text[pos + 1..digits_end]
+            digits
                 .parse::<usize>()
                 .map_err(|_| format!("length limit of %{name}% is too large"))?,
         );
-        pos = digits_end;
+        rest = after;
     }
-    if bytes.get(pos) != Some(&b'%') {
-        return Err(invalid());
-    }
+    let rest = rest.strip_prefix('%').ok_or_else(invalid)?;
     let source = match name {
         "REQ" | "RESP" => {
             let (main, alternative) = parse_header_argument(name, argument)?;
@@ -251,7 +246,7 @@ fn parse_command(text: &str) -> Result<(Part, usize), String> {
             Source::Property { path, strip_port }
         }
     };
-    Ok((Part::Command { source, max_len }, pos + 1))
+    Ok((Part::Command { source, max_len }, rest))
 }
 
 fn parse_header_argument(
@@ -268,14 +263,9 @@ fn parse_header_argument(
             "%{command}({argument})% has more than one alternative header"
         ));
     }
-    let check = |name: &str| -> Result<String, String> {
-        let bare = name.strip_prefix(':').unwrap_or(name);
-        if bare.is_empty() || !bare.bytes().all(crate::config::is_header_name_byte) {
-            return Err(format!(
-                "%{command}({argument})% has an invalid header name {name:?}"
-            ));
-        }
-        Ok(name.to_ascii_lowercase())
+    let check = |name: &str| {
+        header_name(name, Pseudo::Any)
+            .map_err(|_| format!("%{command}({argument})% has an invalid header name {name:?}"))
     };
     Ok((check(main)?, alternative.map(check).transpose()?))
 }

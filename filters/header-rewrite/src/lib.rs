@@ -4,6 +4,3 @@
 pub mod config;
 pub mod filter;
 pub mod format;
-
-#[cfg(feature = "export")]
-sdk_ext::export_filter!(filter::HeaderRewriteRoot);

@@ -1,4 +1,10 @@
 //! header-rewrite's built .wasm driven through test-host.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::{json, Value};
 use test_host::{filter_wasm, Action, Error, Plugin, TestHost};

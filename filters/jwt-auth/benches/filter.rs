@@ -1,6 +1,12 @@
 //! The filter in test-host (wasmtime): one request per iteration, with a token never seen before
 //! (a full check: parse, claims, signature) or the same token every time (a cache hit), per
 //! algorithm. `cargo bench -p jwt-auth` (part of `make bench`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../tests/tokens/mod.rs"]
 mod tokens;

@@ -4,6 +4,7 @@ use crate::jwks::KeySet;
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig, StringMatcher, StringMatcherConfig};
 use sdk_ext::proto::ProtoDuration;
+use sdk_ext::validate::{self, Pseudo};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -344,18 +345,9 @@ const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(600);
 const DEFAULT_CACHE_SIZE: usize = 100;
 const DEFAULT_CACHE_MAX_TOKEN: usize = 4096;
 
+/// A header a token is read from or a claim is written to: a regular header, never a pseudo-header.
 fn header_name(name: &str, field: &str) -> Result<String, ConfigError> {
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    {
-        return Err(ConfigError::new(
-            field,
-            format!("{name:?} is not a valid header name"),
-        ));
-    }
-    Ok(name.to_ascii_lowercase())
+    validate::header_name(name, Pseudo::Never).map_err(|reason| ConfigError::new(field, reason))
 }
 
 /// A stable insertion sort for the short lists of a configuration (token locations). The standard
@@ -363,7 +355,7 @@ fn header_name(name: &str, field: &str) -> Result<String, ConfigError> {
 fn sort_small<T: Ord>(items: &mut [T]) {
     for sorted in 1..items.len() {
         let mut at = sorted;
-        while at > 0 && items[at - 1] > items[at] {
+        while at > 0 && items.get(at - 1) > items.get(at) {
             items.swap(at - 1, at);
             at -= 1;
         }
@@ -668,5 +660,55 @@ impl Validate for JwtAuthConfig {
             strip_failure_response: self.strip_failure_response,
             stat_prefix,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error_of(provider: serde_json::Value) -> ConfigError {
+        let mut provider = provider;
+        let keys = json!({"keys": [{"kty": "oct", "k": "YSBzZWNyZXQgdGhhdCBpcyBsb25nIGVub3VnaCBmb3IgSFMyNTY"}]});
+        provider["local_jwks"] = json!({"inline_string": keys.to_string()});
+        let config = json!({"providers": {"p": provider}});
+        sdk_ext::config::load::<JwtAuthConfig>(config.to_string().as_bytes())
+            .expect_err("config should be rejected")
+    }
+
+    #[test]
+    fn header_names_are_regular_tokens() {
+        for (provider, path, reason) in [
+            (
+                json!({"from_headers": [{"name": "x-a"}, {"name": "bad name"}]}),
+                "providers.p.from_headers[1].name",
+                "not a valid header name",
+            ),
+            (
+                json!({"from_headers": [{"name": ":authority"}]}),
+                "providers.p.from_headers[0].name",
+                "pseudo-headers are not allowed",
+            ),
+            (
+                json!({"from_headers": [{"name": ""}]}),
+                "providers.p.from_headers[0].name",
+                "must not be empty",
+            ),
+            (
+                json!({"forward_payload_header": "x\ny"}),
+                "providers.p.forward_payload_header",
+                "not a valid header name",
+            ),
+            (
+                json!({"claim_to_headers": [{"header_name": ":path", "claim_name": "sub"}]}),
+                "providers.p.claim_to_headers[0].header_name",
+                "pseudo-headers are not allowed",
+            ),
+        ] {
+            let error = error_of(provider.clone());
+            assert_eq!(error.path, path, "{provider}: {error}");
+            assert!(error.reason.contains(reason), "{provider}: {error}");
+        }
     }
 }

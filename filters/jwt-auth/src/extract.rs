@@ -1,8 +1,7 @@
 //! Finding tokens in a request, as Envoy's jwt_authn extractor does, and removing them.
 
 use crate::config::Location;
-use sdk_ext::headers::{Snapshot, REQUEST_HEADERS};
-use sdk_ext::host::Status;
+use sdk_ext::headers::{Headers, Snapshot};
 use sdk_ext::request;
 
 /// Envoy bounds the path in the `www-authenticate` realm to this many bytes.
@@ -32,8 +31,8 @@ fn lossy(bytes: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
 
 impl RequestInfo {
     /// Reads the request headers (one hostcall).
-    pub fn read() -> RequestInfo {
-        let headers = Snapshot::read(REQUEST_HEADERS).unwrap_or_default();
+    pub fn read(request_headers: &Headers<'_>) -> RequestInfo {
+        let headers = request_headers.snapshot().unwrap_or_default();
         RequestInfo {
             path: headers.get(":path").unwrap_or_default().to_vec(),
             headers,
@@ -54,7 +53,7 @@ impl RequestInfo {
             "{}://{}{}",
             lossy(self.headers.get(":scheme")),
             lossy(self.headers.get(":authority")),
-            String::from_utf8_lossy(&shown[..shown.len().min(MAX_REALM_PATH)])
+            String::from_utf8_lossy(shown.get(..MAX_REALM_PATH).unwrap_or(shown))
         )
     }
 
@@ -135,8 +134,9 @@ fn from_header(value: &[u8], prefix: &str) -> Option<String> {
         .windows(prefix.len())
         .position(|window| window == prefix.as_bytes())?
         + prefix.len();
-    let token = match value[after..].iter().position(|&b| is_jwt_char(b)) {
-        Some(start) => &value[after + start..],
+    let rest = value.get(after..).unwrap_or_default();
+    let token = match rest.iter().position(|&b| is_jwt_char(b)) {
+        Some(start) => rest.get(start..).unwrap_or_default(),
         None => value,
     };
     Some(String::from_utf8_lossy(token).into_owned())
@@ -144,20 +144,21 @@ fn from_header(value: &[u8], prefix: &str) -> Option<String> {
 
 /// Removes a verified token from the request (`forward: false`) as Envoy does: every value of
 /// the header, or every occurrence of the query parameter. A parameter is removed from
-/// `new_path` (`original_path` until a first removal), for the caller to set once.
-pub fn remove(
-    token: &Token,
+/// `new_path` (`original_path` until a first removal), for the caller to set once; a header
+/// is returned for the caller to remove.
+pub fn remove<'a>(
+    token: &'a Token,
     original_path: &[u8],
     new_path: &mut Option<Vec<u8>>,
-) -> Result<(), Status> {
+) -> Option<&'a str> {
     match &token.location {
-        Location::Header(name, _) => REQUEST_HEADERS.remove(name),
+        Location::Header(name, _) => Some(name),
         Location::Param(name) => {
             let path = new_path.get_or_insert_with(|| original_path.to_vec());
             *path = without_param(path, name);
-            Ok(())
+            None
         }
-        Location::Cookie(_) => Ok(()),
+        Location::Cookie(_) => None,
     }
 }
 
@@ -167,7 +168,8 @@ fn without_param(path: &[u8], name: &str) -> Vec<u8> {
     let Some(question) = path.iter().position(|&b| b == b'?') else {
         return path.to_vec();
     };
-    let (before, query) = (&path[..question], &path[question + 1..]);
+    let (before, query) = path.split_at(question);
+    let query = query.get(1..).unwrap_or_default();
     let kept: Vec<&[u8]> = query
         .split(|&b| b == b'&')
         .filter(|pair| {
@@ -322,16 +324,20 @@ mod tests {
             location,
             value: String::new(),
         };
-        remove(&token(Location::Param("a".into())), original, &mut path).unwrap();
-        remove(&token(Location::Param("c".into())), original, &mut path).unwrap();
+        assert_eq!(
+            remove(&token(Location::Param("a".into())), original, &mut path),
+            None
+        );
+        assert_eq!(
+            remove(&token(Location::Param("c".into())), original, &mut path),
+            None
+        );
         assert_eq!(path.as_deref(), Some(&b"/p?b=2"[..]));
         let mut untouched = None;
-        remove(
-            &token(Location::Cookie("a".into())),
-            original,
-            &mut untouched,
-        )
-        .unwrap();
+        let cookie = token(Location::Cookie("a".into()));
+        assert_eq!(remove(&cookie, original, &mut untouched), None);
         assert_eq!(untouched, None, "cookies stay, as in Envoy");
+        let header = token(Location::Header("x-jwt".into(), String::new()));
+        assert_eq!(remove(&header, original, &mut untouched), Some("x-jwt"));
     }
 }

@@ -2,12 +2,12 @@
 //! keys picked by `kid` and `alg` as Envoy picks them, signatures checked by jsonwebtoken with
 //! this crate's fast verifier.
 
-use crate::crypto::ecdsa::EcdsaCurve;
-use crate::crypto::p521::P521PublicKey;
 use crate::jwt::{Jwt, JwtError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
+use jwt_crypto::ecdsa::EcdsaCurve;
+use jwt_crypto::p521::P521PublicKey;
 use serde_json::{Map, Value};
 use std::str::FromStr;
 
@@ -89,7 +89,7 @@ impl JwkCurve {
         match self {
             JwkCurve::P256 => 32,
             JwkCurve::P384 => 48,
-            JwkCurve::P521 => crate::crypto::p521::FIELD_LEN,
+            JwkCurve::P521 => jwt_crypto::p521::FIELD_LEN,
         }
     }
 }
@@ -101,10 +101,12 @@ fn uncompressed_point(x: &[u8], y: &[u8], field_len: usize) -> Option<Vec<u8>> {
     if x.len() > field_len || y.len() > field_len {
         return None;
     }
-    let mut point = vec![0u8; 1 + 2 * field_len];
-    point[0] = 4;
-    point[1 + field_len - x.len()..1 + field_len].copy_from_slice(x);
-    point[1 + 2 * field_len - y.len()..].copy_from_slice(y);
+    let mut point = Vec::with_capacity(1 + 2 * field_len);
+    point.push(4);
+    for coordinate in [x, y] {
+        point.resize(point.len() + field_len - coordinate.len(), 0);
+        point.extend_from_slice(coordinate);
+    }
     Some(point)
 }
 
@@ -152,7 +154,7 @@ fn parse_key(object: &Map<String, Value>) -> Result<Key, &'static str> {
             }
             let key = DecodingKey::from_rsa_raw_components(&n, &e);
             // Checks the key and caches its Montgomery constants for every later verify.
-            crate::crypto::prepare_key(&key).map_err(|_| PARSE)?;
+            jwt_crypto::prepare_key(&key).map_err(|_| PARSE)?;
             (KeyType::Rsa, key)
         }
         "EC" => {
@@ -202,10 +204,10 @@ fn parse_key(object: &Map<String, Value>) -> Result<Key, &'static str> {
             // Checks the point (and for P-256/P-384 caches its table, so the first token pays
             // no preparation).
             match curve {
-                JwkCurve::P256 => crate::crypto::prepare_ec_key(EcdsaCurve::P256, &key)
+                JwkCurve::P256 => jwt_crypto::prepare_ec_key(EcdsaCurve::P256, &key)
                     .map(drop)
                     .map_err(|_| POINT)?,
-                JwkCurve::P384 => crate::crypto::prepare_ec_key(EcdsaCurve::P384, &key)
+                JwkCurve::P384 => jwt_crypto::prepare_ec_key(EcdsaCurve::P384, &key)
                     .map(drop)
                     .map_err(|_| POINT)?,
                 JwkCurve::P521 => P521PublicKey::from_uncompressed(&point)
@@ -330,7 +332,7 @@ impl KeySet {
                 continue;
             };
             let verified =
-                crate::crypto::new_verifier(algorithm, &key.decoding).is_ok_and(|verifier| {
+                jwt_crypto::new_verifier(algorithm, &key.decoding).is_ok_and(|verifier| {
                     verifier
                         .verify(signing_input.as_bytes(), &jwt.signature)
                         .is_ok()

@@ -507,7 +507,10 @@ fn six_decimals(value: f64) -> String {
         .iter()
         .position(|&d| d != b'0')
         .unwrap_or(digits.len());
-    let digits = &digits[first.min(digits.len() - 7)..];
+    // `digits` starts with 7 zeros, so 7 digits are always left.
+    let digits = digits
+        .get(first.min(digits.len().saturating_sub(7))..)
+        .unwrap_or_default();
     let (whole, decimals) = digits.split_at(digits.len() - 6);
     let mut out = String::with_capacity(digits.len() + 2);
     if bits >> 63 == 1 {

@@ -2,12 +2,8 @@
 //! key sets, a verified-token cache and a fast RSA verifier. See README.md.
 
 pub mod config;
-pub mod crypto;
 pub mod extract;
 pub mod filter;
 pub mod jwks;
 pub mod jwt;
 pub mod verify;
-
-#[cfg(feature = "export")]
-sdk_ext::export_filter!(filter::JwtAuthRoot);

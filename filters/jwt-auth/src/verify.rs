@@ -216,7 +216,10 @@ impl Evaluation<'_> {
         audiences: Option<&[String]>,
         good: &mut Vec<Good>,
     ) -> Step {
-        let tokens = self.info.tokens(&self.config.providers[provider].locations);
+        let Some(locations) = self.config.providers.get(provider).map(|p| &p.locations) else {
+            return Ok(Err(JwtError::Missing));
+        };
+        let tokens = self.info.tokens(locations);
         if tokens.is_empty() {
             return Ok(Err(JwtError::Missing));
         }
@@ -313,7 +316,9 @@ impl Evaluation<'_> {
         token: &Token,
         audiences: Option<&[String]>,
     ) -> Result<Result<Rc<Jwt>, JwtError>, usize> {
-        let provider = &self.config.providers[index];
+        let Some(provider) = self.config.providers.get(index) else {
+            return Ok(Err(JwtError::NoValidKeys));
+        };
         let cached = self.cache.get(&token.value);
         let jwt = match &cached {
             Some((jwt, _)) => jwt.clone(),

@@ -1,4 +1,10 @@
 //! jwt-auth's built .wasm driven through test-host, with the host clock controlling time.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod tokens;
 

@@ -1,15 +1,19 @@
 //! Configuration: Envoy's `local_ratelimit` filter config as JSON (plus the descriptor sources a
-//! wasm filter must carry itself), validated into [`Config`].
+//! wasm filter must carry itself), validated into the runtime [`Config`]. The Envoy types it
+//! shares with other filters (token buckets, statuses, rate-limit actions and descriptors) are
+//! sdk-ext's.
 
 use crate::bucket::Bucket;
-use crate::descriptors::{Action, Policy};
+use crate::runtime::{Config, HeaderAddition, Limit, StaticDescriptor, WildcardDescriptor};
 use sdk_ext::config::{validate_each, ConfigError, Validate};
-use sdk_ext::matcher::{HeaderMatcherConfig, RouteMatchConfig};
 use sdk_ext::proto::{
-    deserialize_enum, AppendAction, HeaderEdit, HeaderValueOption, ProtoDuration,
-    RuntimeFractionalPercent, Sampling,
+    HeaderEdit, HeaderValueOption, HttpStatus, RuntimeFractionalPercent, Sampling,
+    TokenBucketConfig,
 };
-use serde::{Deserialize, Deserializer};
+use sdk_ext::ratelimit::{DescriptorConfig, RateLimitEntryConfig, XRateLimitHeaders};
+use sdk_ext::validate::{header_value, modifiable_header_name};
+use serde::Deserialize;
+use std::time::Duration;
 
 /// Envoy's limit on `response_headers_to_add` and `request_headers_to_add_when_not_enforced`.
 const MAX_HEADERS_TO_ADD: usize = 10;
@@ -20,7 +24,7 @@ const MAX_DYNAMIC_DESCRIPTORS: u32 = 1 << 20;
 /// Keys per shared-data value of a wildcard table: one CAS covers all of them.
 pub const MAX_WAYS: u32 = 16;
 /// Native refuses faster fills.
-const MIN_FILL_INTERVAL_NANOS: u128 = 50_000_000;
+const MIN_FILL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The filter configuration, as `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
 #[derive(Deserialize, Debug)]
@@ -70,253 +74,6 @@ pub struct RateLimitConfig {
     pub max_dynamic_descriptors: Option<u32>,
 }
 
-/// `type.v3.HttpStatus`.
-#[derive(Deserialize, Debug, Clone, Copy)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct HttpStatus {
-    /// The status code.
-    pub code: u32,
-}
-
-/// `type.v3.TokenBucket`.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct TokenBucketConfig {
-    /// Capacity, and the tokens a new bucket starts with.
-    pub max_tokens: u32,
-    /// Tokens added per `fill_interval`. Default 1.
-    #[serde(default)]
-    pub tokens_per_fill: Option<u32>,
-    /// How often `tokens_per_fill` tokens are added (continuously, as native).
-    pub fill_interval: ProtoDuration,
-}
-
-/// `common.ratelimit.v3.LocalRateLimitDescriptor`.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct DescriptorConfig {
-    /// The entries a request descriptor must have, in order.
-    pub entries: Vec<EntryConfig>,
-    /// The bucket of requests with this descriptor.
-    pub token_bucket: TokenBucketConfig,
-}
-
-/// `common.ratelimit.v3.RateLimitDescriptor.Entry`.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct EntryConfig {
-    /// The descriptor key, e.g. `remote_address`.
-    pub key: String,
-    /// The value; empty matches any value, with a bucket per distinct value.
-    #[serde(default)]
-    pub value: String,
-}
-
-/// `config.route.v3.RateLimit`, with a route match because a wasm filter sees no route config.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitEntryConfig {
-    /// Requests this entry applies to (default: all).
-    #[serde(default, rename = "match")]
-    pub route_match: Option<RouteMatchConfig>,
-    /// Each action adds one entry to the descriptor, in order.
-    pub actions: Vec<ActionConfig>,
-}
-
-/// `config.route.v3.RateLimit.Action`: exactly one kind.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ActionConfig {
-    /// The value of a request header.
-    RequestHeaders(RequestHeadersConfig),
-    /// The client's IP address, as `remote_address`.
-    RemoteAddress(EmptyConfig),
-    /// A fixed entry.
-    GenericKey(GenericKeyConfig),
-    /// A fixed entry when the request's headers match (or do not match).
-    HeaderValueMatch(HeaderValueMatchConfig),
-}
-
-/// An action with no settings (`{}`).
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct EmptyConfig {}
-
-/// `RateLimit.Action.RequestHeaders`.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RequestHeadersConfig {
-    /// The header to read.
-    pub header_name: String,
-    /// The entry's key.
-    pub descriptor_key: String,
-    /// When the header is absent: skip this entry (true) or produce no descriptor (false).
-    #[serde(default)]
-    pub skip_if_absent: bool,
-}
-
-/// `RateLimit.Action.GenericKey`.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct GenericKeyConfig {
-    /// The entry's value.
-    pub descriptor_value: String,
-    /// The entry's key. Default `generic_key`.
-    #[serde(default)]
-    pub descriptor_key: Option<String>,
-}
-
-/// `RateLimit.Action.HeaderValueMatch`.
-#[derive(Deserialize, Debug, Clone)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct HeaderValueMatchConfig {
-    /// The entry's value.
-    pub descriptor_value: String,
-    /// The entry's key. Default `header_match`.
-    #[serde(default)]
-    pub descriptor_key: Option<String>,
-    /// Produce the entry when the headers match (true, default) or when they do not.
-    #[serde(default)]
-    pub expect_match: Option<bool>,
-    /// Every matcher must match.
-    pub headers: Vec<HeaderMatcherConfig>,
-}
-
-/// `common.ratelimit.v3.XRateLimitHeadersRFCVersion`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum XRateLimitHeaders {
-    /// No headers.
-    #[default]
-    Off,
-    /// `x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset`.
-    DraftVersion03,
-}
-
-impl<'de> Deserialize<'de> for XRateLimitHeaders {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_enum(
-            deserializer,
-            &[
-                ("OFF", XRateLimitHeaders::Off),
-                ("DRAFT_VERSION_03", XRateLimitHeaders::DraftVersion03),
-            ],
-            "OFF or DRAFT_VERSION_03 (or 0-1)",
-        )
-    }
-}
-
-/// A bucket and the shared-data key that holds its state.
-#[derive(Debug, Clone)]
-pub struct Limit {
-    /// The bucket's settings.
-    pub bucket: Bucket,
-    /// Its shared-data key.
-    pub key: String,
-}
-
-/// A descriptor whose entries all have values: one bucket.
-#[derive(Debug, Clone)]
-pub struct StaticDescriptor {
-    /// `(key, value)` pairs a request descriptor must equal.
-    pub entries: Vec<(String, String)>,
-    /// Its bucket.
-    pub limit: Limit,
-}
-
-/// A descriptor with at least one empty value: a bucket per distinct request descriptor, in a
-/// fixed table of shared-data keys.
-#[derive(Debug, Clone)]
-pub struct WildcardDescriptor {
-    /// `(key, value)` pairs; `None` matches any value.
-    pub entries: Vec<(String, Option<String>)>,
-    /// The settings of each bucket.
-    pub bucket: Bucket,
-    /// The table: `sets` shared-data keys `<table_key>/<set>`, each holding `ways` buckets.
-    pub table_key: String,
-    /// Number of shared-data keys in the table.
-    pub sets: u32,
-    /// Buckets per key.
-    pub ways: u32,
-    /// The bucket that request descriptors share while their set is full.
-    pub overflow: Limit,
-}
-
-/// A header to add, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderAddition {
-    /// Lower-case name.
-    pub name: String,
-    /// Literal value.
-    pub value: Vec<u8>,
-    /// What to do when the header exists.
-    pub action: AppendAction,
-}
-
-/// The validated, immutable configuration the filter runs with.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `<stat_prefix>.http_local_rate_limit`: the prefix of every stat.
-    pub stats_prefix: String,
-    /// Status of the local reply.
-    pub status: u32,
-    /// Share of requests checked.
-    pub enabled: Sampling,
-    /// Share of checked requests enforced.
-    pub enforced: Sampling,
-    /// The default bucket.
-    pub default_limit: Option<Limit>,
-    /// Descriptors with fixed values.
-    pub descriptors: Vec<StaticDescriptor>,
-    /// Descriptors with wildcard values.
-    pub wildcards: Vec<WildcardDescriptor>,
-    /// Descriptor sources.
-    pub policies: Vec<Policy>,
-    /// Whether to add the `x-ratelimit-*` headers.
-    pub x_ratelimit_headers: bool,
-    /// Whether matched requests also take from the default bucket.
-    pub always_consume_default: bool,
-    /// Headers of the local reply, before `retry-after`.
-    pub reply_headers: Vec<(String, Vec<u8>)>,
-    /// Body of the local reply.
-    pub reply_body: Vec<u8>,
-    /// Added to limited requests that are not enforced.
-    pub request_headers_when_not_enforced: Vec<HeaderAddition>,
-    /// Warnings worth a log line at configuration time (settings that make the filter inert).
-    pub warnings: Vec<String>,
-}
-
-impl Config {
-    /// Every shared-data key this configuration uses, with the bytes of a fresh value: a full
-    /// bucket (8 zero bytes) or an empty wildcard set. The filter creates them when configured.
-    pub fn shared_keys(&self) -> impl Iterator<Item = (String, usize)> + '_ {
-        let statics = self
-            .default_limit
-            .iter()
-            .chain(self.descriptors.iter().map(|d| &d.limit))
-            .chain(self.wildcards.iter().map(|w| &w.overflow))
-            .map(|limit| (limit.key.clone(), crate::store::BUCKET_BYTES));
-        let sets = self.wildcards.iter().flat_map(|w| {
-            (0..w.sets).map(move |set| {
-                (
-                    crate::store::set_key(&w.table_key, set),
-                    w.ways as usize * crate::store::ENTRY_BYTES,
-                )
-            })
-        });
-        statics.chain(sets)
-    }
-}
-
 /// The local reply's `error` code, and native's response code details.
 pub const REPLY_CODE: &str = "local_rate_limited";
 
@@ -348,28 +105,23 @@ impl Validate for RateLimitConfig {
             return Err(ConfigError::new("stat_prefix", "must not be empty"));
         }
         let mut warnings = Vec::new();
-        let status = match self.status {
-            None => 429,
-            Some(HttpStatus { code }) if !(100..=599).contains(&code) => {
-                return Err(ConfigError::new(
-                    "status.code",
-                    format!("{code} is not an HTTP status code"),
-                ))
-            }
-            Some(HttpStatus { code }) if code < 400 => {
+        let status = match self.status.map(HttpStatus::checked).transpose() {
+            Err(error) => return Err(error.within("status")),
+            Ok(None) => 429,
+            Ok(Some(code)) if code < 400 => {
                 warnings.push(format!(
                     "status {code} is below 400, so 429 is used (as native)"
                 ));
                 429
             }
-            Some(HttpStatus { code }) => code,
+            Ok(Some(code)) => code,
         };
         let key_prefix = format!("rate_limit/v1/{}", self.stat_prefix);
         let default_limit = self
             .token_bucket
             .map(|config| {
                 Ok(Limit {
-                    bucket: config.validate().map_err(|e| e.within("token_bucket"))?,
+                    bucket: bucket(&config).map_err(|e| e.within("token_bucket"))?,
                     key: format!("{key_prefix}/default"),
                 })
             })
@@ -387,7 +139,7 @@ impl Validate for RateLimitConfig {
         let mut wildcards: Vec<WildcardDescriptor> = Vec::new();
         for (index, descriptor) in self.descriptors.into_iter().enumerate() {
             let at = |e: ConfigError| e.within(&format!("descriptors[{index}]"));
-            let parsed = descriptor.validate(&key_prefix, max_dynamic).map_err(at)?;
+            let parsed = validate_descriptor(descriptor, &key_prefix, max_dynamic).map_err(at)?;
             let duplicate = match &parsed {
                 Parsed::Static(new) => descriptors.iter().any(|d| d.entries == new.entries),
                 Parsed::Wildcard(new) => wildcards.iter().any(|w| w.entries == new.entries),
@@ -406,7 +158,7 @@ impl Validate for RateLimitConfig {
         let policies = validate_each(
             "rate_limits",
             self.rate_limits,
-            RateLimitEntryConfig::validate,
+            RateLimitEntryConfig::compile,
         )?;
         let request_headers_when_not_enforced = validate_headers(
             "request_headers_to_add_when_not_enforced",
@@ -456,28 +208,11 @@ fn sampling(percent: Option<RuntimeFractionalPercent>) -> Sampling {
     percent.map_or(Sampling::Never, |percent| percent.default_value.sampling())
 }
 
-impl TokenBucketConfig {
-    fn validate(self) -> Result<Bucket, ConfigError> {
-        if self.max_tokens == 0 {
-            return Err(ConfigError::new("max_tokens", "must be at least 1"));
-        }
-        if self.tokens_per_fill == Some(0) {
-            return Err(ConfigError::new("tokens_per_fill", "must be at least 1"));
-        }
-        let interval = self.fill_interval.0;
-        if interval.as_nanos() < MIN_FILL_INTERVAL_NANOS {
-            return Err(ConfigError::new(
-                "fill_interval",
-                "must be at least 50ms (native refuses shorter ones too)",
-            ));
-        }
-        Bucket::new(
-            u64::from(self.max_tokens),
-            u64::from(self.tokens_per_fill.unwrap_or(1)),
-            interval,
-        )
+/// The bucket of a `token_bucket`, with native local_ratelimit's 50ms floor.
+fn bucket(config: &TokenBucketConfig) -> Result<Bucket, ConfigError> {
+    let (max_tokens, tokens_per_fill, interval) = config.checked(MIN_FILL_INTERVAL)?;
+    Bucket::new(u64::from(max_tokens), u64::from(tokens_per_fill), interval)
         .map_err(|reason| ConfigError::new("fill_interval", reason))
-    }
 }
 
 enum Parsed {
@@ -485,126 +220,64 @@ enum Parsed {
     Wildcard(WildcardDescriptor),
 }
 
-impl DescriptorConfig {
-    fn validate(self, key_prefix: &str, max_dynamic: u32) -> Result<Parsed, ConfigError> {
-        if self.entries.is_empty() {
-            return Err(ConfigError::new("entries", "needs at least one entry"));
+/// A `descriptors` entry: a static bucket, or a wildcard table of at most `max_dynamic` buckets,
+/// with shared-data keys under `key_prefix`.
+fn validate_descriptor(
+    descriptor: DescriptorConfig,
+    key_prefix: &str,
+    max_dynamic: u32,
+) -> Result<Parsed, ConfigError> {
+    let DescriptorConfig {
+        entries,
+        token_bucket,
+    } = descriptor;
+    if entries.is_empty() {
+        return Err(ConfigError::new("entries", "needs at least one entry"));
+    }
+    for (index, entry) in entries.iter().enumerate() {
+        if entry.key.is_empty() {
+            return Err(ConfigError::new(
+                format!("entries[{index}].key"),
+                "must not be empty",
+            ));
         }
-        for (index, entry) in self.entries.iter().enumerate() {
-            if entry.key.is_empty() {
-                return Err(ConfigError::new(
-                    format!("entries[{index}].key"),
-                    "must not be empty",
-                ));
-            }
+    }
+    let bucket = bucket(&token_bucket).map_err(|e| e.within("token_bucket"))?;
+    let mut key = format!("{key_prefix}/descriptor/");
+    for (index, entry) in entries.iter().enumerate() {
+        if index > 0 {
+            key.push('&');
         }
-        let bucket = self
-            .token_bucket
-            .validate()
-            .map_err(|e| e.within("token_bucket"))?;
-        let mut key = format!("{key_prefix}/descriptor/");
-        for (index, entry) in self.entries.iter().enumerate() {
-            if index > 0 {
-                key.push('&');
-            }
-            escape_into(&mut key, &entry.key);
-            key.push('=');
-            escape_into(&mut key, &entry.value);
-        }
-        if self.entries.iter().all(|entry| !entry.value.is_empty()) {
-            return Ok(Parsed::Static(StaticDescriptor {
-                entries: self
-                    .entries
-                    .into_iter()
-                    .map(|entry| (entry.key, entry.value))
-                    .collect(),
-                limit: Limit { bucket, key },
-            }));
-        }
-        let sets = max_dynamic.div_ceil(MAX_WAYS);
-        let ways = max_dynamic.div_ceil(sets);
-        Ok(Parsed::Wildcard(WildcardDescriptor {
-            entries: self
-                .entries
+        escape_into(&mut key, &entry.key);
+        key.push('=');
+        escape_into(&mut key, &entry.value);
+    }
+    if entries.iter().all(|entry| !entry.value.is_empty()) {
+        return Ok(Parsed::Static(StaticDescriptor {
+            entries: entries
                 .into_iter()
-                .map(|entry| (entry.key, Some(entry.value).filter(|v| !v.is_empty())))
+                .map(|entry| (entry.key, entry.value))
                 .collect(),
+            limit: Limit { bucket, key },
+        }));
+    }
+    let sets = max_dynamic.div_ceil(MAX_WAYS);
+    let ways = max_dynamic.div_ceil(sets);
+    Ok(Parsed::Wildcard(WildcardDescriptor {
+        entries: entries
+            .into_iter()
+            .map(|entry| (entry.key, Some(entry.value).filter(|v| !v.is_empty())))
+            .collect(),
+        bucket,
+        // The geometry is in the name: a table of another size never reads this one's state.
+        table_key: format!("{key}/{sets}x{ways}"),
+        sets,
+        ways,
+        overflow: Limit {
             bucket,
-            // The geometry is in the name: a table of another size never reads this one's state.
-            table_key: format!("{key}/{sets}x{ways}"),
-            sets,
-            ways,
-            overflow: Limit {
-                bucket,
-                key: format!("{key}/overflow"),
-            },
-        }))
-    }
-}
-
-impl RateLimitEntryConfig {
-    fn validate(self) -> Result<Policy, ConfigError> {
-        if self.actions.is_empty() {
-            return Err(ConfigError::new("actions", "needs at least one action"));
-        }
-        let route = self
-            .route_match
-            .map(|m| m.compile().map_err(|e| e.within("match")))
-            .transpose()?;
-        let actions = validate_each("actions", self.actions, ActionConfig::validate)?;
-        Ok(Policy { route, actions })
-    }
-}
-
-impl ActionConfig {
-    fn validate(self) -> Result<Action, ConfigError> {
-        let non_empty = |field: &str, value: String| {
-            if value.is_empty() {
-                Err(ConfigError::new(field, "must not be empty"))
-            } else {
-                Ok(value)
-            }
-        };
-        Ok(match self {
-            ActionConfig::RequestHeaders(config) => Action::RequestHeader {
-                name: validate_header_name(&config.header_name)
-                    .map_err(|reason| ConfigError::new("header_name", reason))
-                    .map_err(|e| e.within("request_headers"))?,
-                key: non_empty("descriptor_key", config.descriptor_key)
-                    .map_err(|e| e.within("request_headers"))?,
-                skip_if_absent: config.skip_if_absent,
-            },
-            ActionConfig::RemoteAddress(EmptyConfig {}) => Action::RemoteAddress,
-            ActionConfig::GenericKey(config) => Action::GenericKey {
-                key: config
-                    .descriptor_key
-                    .filter(|key| !key.is_empty())
-                    .unwrap_or_else(|| "generic_key".into()),
-                value: non_empty("descriptor_value", config.descriptor_value)
-                    .map_err(|e| e.within("generic_key"))?,
-            },
-            ActionConfig::HeaderValueMatch(config) => {
-                let within = |e: ConfigError| e.within("header_value_match");
-                if config.headers.is_empty() {
-                    return Err(within(ConfigError::new(
-                        "headers",
-                        "needs at least one header matcher",
-                    )));
-                }
-                Action::HeaderValueMatch {
-                    key: config
-                        .descriptor_key
-                        .filter(|key| !key.is_empty())
-                        .unwrap_or_else(|| "header_match".into()),
-                    value: non_empty("descriptor_value", config.descriptor_value)
-                        .map_err(within)?,
-                    expect_match: config.expect_match.unwrap_or(true),
-                    headers: validate_each("headers", config.headers, HeaderMatcherConfig::compile)
-                        .map_err(within)?,
-                }
-            }
-        })
-    }
+            key: format!("{key}/overflow"),
+        },
+    }))
 }
 
 /// Appends `text` with the characters that separate descriptor entries in key names (`%&=/`)
@@ -619,20 +292,6 @@ fn escape_into(out: &mut String, text: &str) {
             c => out.push(c),
         }
     }
-}
-
-/// Checks a header name and returns it lower-cased.
-fn validate_header_name(name: &str) -> Result<String, String> {
-    if name.is_empty() {
-        return Err("must not be empty".into());
-    }
-    let lower = name.to_ascii_lowercase();
-    let bare = lower.strip_prefix(':').unwrap_or(&lower);
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if bare.is_empty() || !bare.bytes().all(token) {
-        return Err(format!("{name:?} is not a valid header name"));
-    }
-    Ok(lower)
 }
 
 fn validate_headers(
@@ -651,14 +310,8 @@ fn validate_headers(
 
 /// The addition, or `None` for an empty value that is not kept.
 fn validate_addition(option: HeaderValueOption) -> Result<Option<HeaderAddition>, ConfigError> {
-    let name = validate_header_name(&option.header.key)
+    let name = modifiable_header_name(&option.header.key, "added")
         .map_err(|reason| ConfigError::new("header.key", reason))?;
-    if name.starts_with(':') {
-        return Err(ConfigError::new(
-            "header.key",
-            "pseudo-headers cannot be added",
-        ));
-    }
     let value = literal_value(&option.header.value)
         .map_err(|reason| ConfigError::new("header.value", reason))?;
     let action = option.action()?;
@@ -675,9 +328,7 @@ fn validate_addition(option: HeaderValueOption) -> Result<Option<HeaderAddition>
 /// A header value as Envoy's header formatter reads a literal: `%%` is `%`, and any other `%`
 /// would start a command, which this filter does not evaluate.
 fn literal_value(text: &str) -> Result<Vec<u8>, String> {
-    if text.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n')) {
-        return Err("must not contain NUL, CR or LF".into());
-    }
+    header_value(text.as_bytes())?;
     let mut value = Vec::with_capacity(text.len());
     let mut bytes = text.bytes();
     while let Some(byte) = bytes.next() {
@@ -711,6 +362,7 @@ fn reply_headers(additions: Vec<HeaderAddition>) -> Vec<(String, Vec<u8>)> {
 mod tests {
     use super::*;
     use sdk_ext::config::load;
+    use sdk_ext::proto::AppendAction;
     use serde_json::json;
 
     fn load_json(json: serde_json::Value) -> Result<Config, ConfigError> {
@@ -914,6 +566,16 @@ mod tests {
                 json!({"stat_prefix": "p", "response_headers_to_add": [{"header": {"key": ":status", "value": "1"}}]}),
                 "response_headers_to_add[0].header.key",
                 "pseudo-headers",
+            ),
+            (
+                json!({"stat_prefix": "p", "request_headers_to_add_when_not_enforced": [{"header": {"key": "Host", "value": "x"}}]}),
+                "request_headers_to_add_when_not_enforced[0].header.key",
+                "cannot be added",
+            ),
+            (
+                json!({"stat_prefix": "p", "response_headers_to_add": [{"header": {"key": "x", "value": "a\rb"}}]}),
+                "response_headers_to_add[0].header.value",
+                "NUL, CR or LF",
             ),
             (
                 json!({"stat_prefix": "p", "max_dynamic_descriptors": 0}),

@@ -1,53 +1,29 @@
 //! Per-request logic: check the request against the shared buckets, count it, and reply 429 (or
 //! let it through in shadow mode); add the `x-ratelimit-*` headers to the response.
 
-use crate::config::{Config, RateLimitConfig, REPLY_CODE};
-use crate::descriptors::Request;
+use crate::config::{RateLimitConfig, REPLY_CODE};
 use crate::limiter::{self, Quota};
-use crate::store::{self, HostStore};
+use crate::runtime::Config;
+use crate::store;
 use sdk_ext::config::{load, ConfigError};
-use sdk_ext::headers::{REQUEST_HEADERS, RESPONSE_HEADERS};
-use sdk_ext::matcher::{HostRequest, RequestView};
-use sdk_ext::metrics::Counter;
+use sdk_ext::matcher::RequestView;
 use sdk_ext::proto::Sampling;
-use sdk_ext::{clock, properties, reply, Action, HttpFilter, RootFilter};
+use sdk_ext::ratelimit::Request;
+use sdk_ext::{Action, Cx, HttpCx, HttpFilter, RootCx, RootFilter};
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// The filter's counters: native's four, then this filter's own.
-struct Stats {
-    enabled: Option<Counter>,
-    enforced: Option<Counter>,
-    rate_limited: Option<Counter>,
-    ok: Option<Counter>,
-    shared_data_conflict: Option<Counter>,
-    shared_data_error: Option<Counter>,
-    descriptor_set_full: Option<Counter>,
-}
-
-impl Stats {
-    fn define(prefix: &str) -> Stats {
-        let counter = |name: &str| {
-            let full = format!("{prefix}.{name}");
-            Counter::define(&full)
-                .map_err(|status| log::warn!("rate_limit: cannot define {full}: {status:?}"))
-                .ok()
-        };
-        Stats {
-            enabled: counter("enabled"),
-            enforced: counter("enforced"),
-            rate_limited: counter("rate_limited"),
-            ok: counter("ok"),
-            shared_data_conflict: counter("shared_data_conflict"),
-            shared_data_error: counter("shared_data_error"),
-            descriptor_set_full: counter("descriptor_set_full"),
-        }
-    }
-}
-
-fn add(counter: Option<Counter>, amount: u32) {
-    if let Some(counter) = counter {
-        counter.add(u64::from(amount));
+sdk_ext::stats! {
+    /// The filter's counters, `<stat_prefix>.http_local_rate_limit.<name>`: native's four, then
+    /// this filter's own.
+    struct Stats {
+        enabled: Counter,
+        enforced: Counter,
+        rate_limited: Counter,
+        ok: Counter,
+        shared_data_conflict: Counter,
+        shared_data_error: Counter,
+        descriptor_set_full: Counter,
     }
 }
 
@@ -65,29 +41,30 @@ impl RootFilter for RateLimitRoot {
     const NAME: &'static str = "rate_limit";
     type Http = RateLimit;
 
-    fn configure(config: &[u8]) -> Result<Self, ConfigError> {
+    fn configure(cx: &mut RootCx<'_>, config: &[u8]) -> Result<Self, ConfigError> {
         let config = load::<RateLimitConfig>(config)?;
         for warning in &config.warnings {
             log::warn!("rate_limit: {warning}");
         }
         // Keys exist before any token is taken: proxy-wasm cannot create a key only if absent.
+        let shared = cx.shared_data();
         for (key, size) in config.shared_keys() {
-            if let Err(status) = store::ensure(&HostStore, &key, size) {
+            if let Err(status) = store::ensure(&shared, &key, size) {
                 log::warn!(
                     "rate_limit: cannot create shared data {key}: {status:?}; retried per request"
                 );
             }
         }
-        let seed = clock::now_nanos().unwrap_or(0x9e37_79b9_7f4a_7c15) | 1;
+        let seed = cx.now_nanos().unwrap_or(0x9e37_79b9_7f4a_7c15) | 1;
         Ok(RateLimitRoot {
-            stats: Stats::define(&config.stats_prefix),
+            stats: Stats::define(cx, &config.stats_prefix),
             config,
             random: Cell::new(seed),
             error_logged: Cell::new(false),
         })
     }
 
-    fn create_http(root: &Rc<Self>, _context_id: u32) -> RateLimit {
+    fn create_http(root: &Rc<Self>) -> RateLimit {
         RateLimit {
             root: root.clone(),
             quota: None,
@@ -118,21 +95,21 @@ impl RateLimitRoot {
     }
 }
 
-/// The request as Envoy exposes it to the filter.
-struct EnvoyRequest;
+/// The request as Envoy exposes it to the filter, read through the stream's context.
+struct EnvoyRequest<'c, 'a>(&'c HttpCx<'a>);
 
-impl RequestView for EnvoyRequest {
+impl RequestView for EnvoyRequest<'_, '_> {
     fn path(&self) -> Option<Vec<u8>> {
-        HostRequest.path()
+        self.0.request_headers().path()
     }
     fn header(&self, name: &str) -> Option<Vec<u8>> {
-        HostRequest.header(name)
+        self.0.request_headers().header(name)
     }
 }
 
-impl Request for EnvoyRequest {
+impl Request for EnvoyRequest<'_, '_> {
     fn remote_address(&self) -> Option<Vec<u8>> {
-        properties::get(&["source", "address"]).ok().flatten()
+        self.0.property(&["source", "address"]).ok().flatten()
     }
 }
 
@@ -146,53 +123,67 @@ pub struct RateLimit {
 /// Writes `value` in decimal into `buffer` and returns the digits.
 fn decimal(mut value: u64, buffer: &mut [u8; 20]) -> &[u8] {
     let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (value % 10) as u8;
+    for (at, digit) in buffer.iter_mut().enumerate().rev() {
+        *digit = b'0' + (value % 10) as u8;
         value /= 10;
+        start = at;
         if value == 0 {
-            return &buffer[start..];
+            break;
         }
+    }
+    buffer.get(start..).unwrap_or_default()
+}
+
+impl RateLimit {
+    /// Counts a request let through after the clock failed.
+    fn clock_failed(&self, cx: &Cx<'_>, status: sdk_ext::Status) -> Action {
+        let root = &*self.root;
+        root.stats.shared_data_error.increment(cx);
+        root.shared_data_failed(&format!("cannot read the clock: {status:?}"));
+        root.stats.ok.increment(cx);
+        Action::Continue
     }
 }
 
 impl HttpFilter for RateLimit {
-    fn on_request_headers(&mut self, _end_of_stream: bool) -> Action {
+    fn on_request_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
         let root = &*self.root;
         let config = &root.config;
         if !root.sample(config.enabled) {
             return Action::Continue;
         }
-        add(root.stats.enabled, 1);
-        let now = match clock::now_nanos() {
+        root.stats.enabled.increment(cx);
+        let now = match cx.now_nanos() {
             Ok(now) => now,
-            Err(status) => {
-                add(root.stats.shared_data_error, 1);
-                root.shared_data_failed(&format!("cannot read the clock: {status:?}"));
-                add(root.stats.ok, 1);
-                return Action::Continue;
-            }
+            Err(status) => return self.clock_failed(cx, status),
         };
-        let verdict = limiter::check(config, &EnvoyRequest, &HostStore, now);
-        add(root.stats.shared_data_conflict, verdict.conflicts);
-        add(root.stats.descriptor_set_full, verdict.overflows);
+        let verdict = limiter::check(config, &EnvoyRequest(cx), &cx.shared_data(), now);
+        root.stats
+            .shared_data_conflict
+            .add(cx, u64::from(verdict.conflicts));
+        root.stats
+            .descriptor_set_full
+            .add(cx, u64::from(verdict.overflows));
         if verdict.errors > 0 {
-            add(root.stats.shared_data_error, verdict.errors);
+            root.stats
+                .shared_data_error
+                .add(cx, u64::from(verdict.errors));
             root.shared_data_failed("shared data failed");
         }
         self.quota = verdict.quota;
         if verdict.allowed {
-            add(root.stats.ok, 1);
+            root.stats.ok.increment(cx);
             return Action::Continue;
         }
-        add(root.stats.rate_limited, 1);
+        root.stats.rate_limited.increment(cx);
         if !root.sample(config.enforced) {
+            let headers = cx.request_headers();
             for addition in &config.request_headers_when_not_enforced {
-                let _ = REQUEST_HEADERS.apply(addition.action, &addition.name, &addition.value);
+                let _ = headers.apply(addition.action, &addition.name, &addition.value);
             }
             return Action::Continue;
         }
-        add(root.stats.enforced, 1);
+        root.stats.enforced.increment(cx);
         let mut digits = [0u8; 20];
         let retry_after = decimal(
             self.quota.map_or(1, |quota| quota.reset.max(1)),
@@ -206,7 +197,7 @@ impl HttpFilter for RateLimit {
                 .map(|(name, value)| (name.as_str(), value.as_slice())),
         );
         headers.push(("retry-after", retry_after));
-        match reply::send(config.status, REPLY_CODE, &config.reply_body, &headers) {
+        match cx.send_reply(config.status, REPLY_CODE, &config.reply_body, &headers) {
             Ok(()) => Action::Pause,
             Err(status) => {
                 log::error!(
@@ -217,15 +208,16 @@ impl HttpFilter for RateLimit {
         }
     }
 
-    fn on_response_headers(&mut self, _end_of_stream: bool) -> Action {
+    fn on_response_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
         if let (true, Some(quota)) = (self.root.config.x_ratelimit_headers, self.quota) {
+            let headers = cx.response_headers();
             let mut digits = [0u8; 20];
             for (name, value) in [
                 ("x-ratelimit-limit", quota.limit),
                 ("x-ratelimit-remaining", quota.remaining),
                 ("x-ratelimit-reset", quota.reset),
             ] {
-                let _ = RESPONSE_HEADERS.add(name, decimal(value, &mut digits));
+                let _ = headers.add(name, decimal(value, &mut digits));
             }
         }
         Action::Continue

@@ -6,7 +6,5 @@ pub mod config;
 pub mod descriptors;
 pub mod filter;
 pub mod limiter;
+pub mod runtime;
 pub mod store;
-
-#[cfg(feature = "export")]
-sdk_ext::export_filter!(filter::RateLimitRoot);

@@ -4,9 +4,11 @@
 //! Tokens already taken from earlier buckets stay taken, as in native.
 
 use crate::bucket::{Bucket, Outcome};
-use crate::config::Config;
-use crate::descriptors::{select, Entry, Request, Target};
-use crate::store::{self, Failure, Slot, Store};
+use crate::descriptors::{select, Target};
+use crate::runtime::Config;
+use crate::store::{self, Failure, Slot};
+use sdk_ext::ratelimit::{Entry, Request};
+use sdk_ext::shared_data::SharedData;
 
 /// The `x-ratelimit-*` values of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl Verdict {
     fn take(
         &mut self,
         config: &Config,
-        store: &impl Store,
+        shared: &SharedData<'_>,
         selected: &Selected<'_>,
         now: u64,
     ) -> Result<Option<Quota>, Quota> {
@@ -64,12 +66,12 @@ impl Verdict {
         let conflicts = &mut self.conflicts;
         let result = match selected.target {
             None => match &config.default_limit {
-                Some(default) => store::take(store, &default.key, bucket, now, conflicts),
+                Some(default) => store::take(shared, &default.key, bucket, now, conflicts),
                 None => return Ok(None),
             },
             Some(Target::Static(index)) => match config.descriptors.get(index) {
                 Some(descriptor) => {
-                    store::take(store, &descriptor.limit.key, bucket, now, conflicts)
+                    store::take(shared, &descriptor.limit.key, bucket, now, conflicts)
                 }
                 None => return Ok(None),
             },
@@ -80,7 +82,7 @@ impl Verdict {
                 let key =
                     store::set_key(&wildcard.table_key, store::set_of(identity, wildcard.sets));
                 match store::take_in_set(
-                    store,
+                    shared,
                     &key,
                     wildcard.ways,
                     bucket,
@@ -91,7 +93,7 @@ impl Verdict {
                     Ok(Slot::Taken(outcome)) => Ok(outcome),
                     Ok(Slot::SetFull) => {
                         self.overflows += 1;
-                        store::take(store, &wildcard.overflow.key, bucket, now, conflicts)
+                        store::take(shared, &wildcard.overflow.key, bucket, now, conflicts)
                     }
                     Err(failure) => Err(failure),
                 }
@@ -116,7 +118,12 @@ impl Verdict {
 }
 
 /// Decides one request at `now` (nanoseconds since the epoch).
-pub fn check(config: &Config, request: &impl Request, store: &impl Store, now: u64) -> Verdict {
+pub fn check(
+    config: &Config,
+    request: &impl Request,
+    shared: &SharedData<'_>,
+    now: u64,
+) -> Verdict {
     let mut verdict = Verdict::default();
     let mut selected: Vec<Selected<'_>> = Vec::new();
     // Native builds descriptors only when some are configured; they would match nothing else.
@@ -164,7 +171,7 @@ pub fn check(config: &Config, request: &impl Request, store: &impl Store, now: u
     // the default bucket when no descriptor matched.
     let mut shown = None;
     for (position, one) in selected.iter().enumerate() {
-        match verdict.take(config, store, one, now) {
+        match verdict.take(config, shared, one, now) {
             Ok(quota) if position == 0 => shown = quota,
             Ok(_) => {}
             Err(quota) => {
@@ -176,116 +183,4 @@ pub fn check(config: &Config, request: &impl Request, store: &impl Store, now: u
     verdict.allowed = true;
     verdict.quota = shown;
     verdict
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::RateLimitConfig;
-    use crate::store::tests::MemoryStore;
-    use sdk_ext::config::load;
-    use sdk_ext::host::Status;
-    use sdk_ext::matcher::RequestView;
-    use serde_json::json;
-
-    const NOW: u64 = 1_700_000_000_000_000_000;
-
-    struct User(Option<&'static str>);
-
-    impl RequestView for User {
-        fn path(&self) -> Option<Vec<u8>> {
-            Some(b"/".to_vec())
-        }
-        fn header(&self, name: &str) -> Option<Vec<u8>> {
-            (name == "x-user").then_some(self.0?.as_bytes().to_vec())
-        }
-    }
-
-    impl Request for User {
-        fn remote_address(&self) -> Option<Vec<u8>> {
-            None
-        }
-    }
-
-    fn config() -> Config {
-        let bucket = |max: u32, interval: &str| json!({"max_tokens": max, "tokens_per_fill": 1, "fill_interval": interval});
-        load::<RateLimitConfig>(
-            json!({
-                "stat_prefix": "t",
-                "token_bucket": bucket(3, "60s"),
-                "rate_limits": [{"actions": [{"request_headers": {"header_name": "x-user", "descriptor_key": "user"}}]},
-                                {"actions": [{"generic_key": {"descriptor_value": "everyone"}}]}],
-                "descriptors": [
-                    {"entries": [{"key": "generic_key", "value": "everyone"}], "token_bucket": bucket(100, "1s")},
-                    {"entries": [{"key": "user", "value": ""}], "token_bucket": bucket(1, "60s")}
-                ]
-            })
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn the_slowest_bucket_is_taken_first_and_its_values_are_shown() {
-        let config = config();
-        let store = MemoryStore::default();
-        let verdict = check(&config, &User(Some("alice")), &store, NOW);
-        assert!(verdict.allowed);
-        // The user bucket (1 per minute) fills more slowly than "everyone" (1 per second).
-        assert_eq!(
-            verdict.quota,
-            Some(Quota {
-                limit: 1,
-                remaining: 0,
-                reset: 60
-            })
-        );
-        let verdict = check(&config, &User(Some("alice")), &store, NOW);
-        assert!(!verdict.allowed);
-        assert_eq!(verdict.quota.map(|q| q.limit), Some(1));
-        // Alice's second request stopped at her own bucket: "everyone" and the default kept
-        // their tokens.
-        let verdict = check(&config, &User(None), &store, NOW);
-        assert_eq!(
-            verdict.quota.map(|q| (q.limit, q.remaining)),
-            Some((100, 98))
-        );
-    }
-
-    #[test]
-    fn shared_data_failures_fail_open_and_are_counted() {
-        let config = config();
-        let store = MemoryStore::default();
-        store.fail.set(Some(Status::InternalFailure));
-        for _ in 0..10 {
-            let verdict = check(&config, &User(Some("alice")), &store, NOW);
-            assert!(verdict.allowed);
-            assert_eq!(verdict.errors, 3, "user, everyone and default buckets");
-            assert_eq!(verdict.quota, None);
-        }
-    }
-
-    #[test]
-    fn contention_limits() {
-        let config = config();
-        let store = MemoryStore::default();
-        for (key, size) in config.shared_keys() {
-            crate::store::ensure(&store, &key, size).unwrap();
-        }
-        *store.interleave.borrow_mut() = Some(Box::new(|store: &MemoryStore| {
-            let entries = store.entries.borrow().clone();
-            for (key, (value, _)) in entries {
-                store.write(&key, &value);
-            }
-        }));
-        let verdict = check(&config, &User(None), &store, NOW);
-        assert!(!verdict.allowed);
-        assert_eq!(verdict.conflicts, crate::store::ATTEMPTS);
-        // Limited by the first bucket it tried, "everyone", although it had tokens.
-        assert_eq!(
-            verdict.quota.map(|q| (q.limit, q.remaining)),
-            Some((100, 0))
-        );
-    }
 }

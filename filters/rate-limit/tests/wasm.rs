@@ -1,5 +1,11 @@
 //! rate-limit's built .wasm driven through test-host: bucket math on the host clock, descriptor
 //! selection, shadow mode, headers, and many VMs (also on many threads) sharing one bucket.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::{json, Value};
 use std::sync::{Arc, Barrier};
@@ -180,7 +186,7 @@ fn refill_is_continuous_partial_and_capped_at_max_tokens() {
 fn buckets_live_in_shared_data_created_at_configure() {
     let host = TestHost::new();
     let plugin = start_on(&host, config(json!({"token_bucket": bucket(2, 1, "1s")})));
-    let key = b"rate_limit/v1/rl/default";
+    let key = b"/0/rate_limit/v1/rl/default";
     let (value, _) = host.shared_data(VM_ID, key).expect("created at configure");
     assert_eq!(value, [0u8; 8], "zeros are a full bucket");
     send(&plugin, &[]);
@@ -519,8 +525,8 @@ fn sprayed_keys_stay_in_a_fixed_table_and_overflow_to_a_shared_bucket() {
             "descriptors": [descriptor("key", "", bucket(3, 1, "10s"))]
         })),
     );
-    let table = b"rate_limit/v1/rl/descriptor/key=/1x16/0";
-    let overflow = b"rate_limit/v1/rl/descriptor/key=/overflow";
+    let table = b"/0/rate_limit/v1/rl/descriptor/key=/1x16/0";
+    let overflow = b"/0/rate_limit/v1/rl/descriptor/key=/overflow";
     assert_eq!(host.shared_data(VM_ID, table).unwrap().0.len(), 16 * 24);
     let spray = |range: std::ops::Range<u32>| -> Vec<u16> {
         range

@@ -1,4 +1,4 @@
-//! Keys, key sets and tokens for the filter's tests, built from the fixtures in tests/data.
+//! Keys, key sets and tokens for the filter's tests, built from the fixtures in jwt-crypto's tests/data.
 #![allow(dead_code)]
 
 use jsonwebtoken::jwk::Jwk;
@@ -13,10 +13,16 @@ pub const SECRET: &[u8] = b"a-secret-of-at-least-32-bytes-for-hs512-tokens!!";
 pub fn encoding_key(alg: Algorithm) -> EncodingKey {
     match alg {
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => EncodingKey::from_secret(SECRET),
-        Algorithm::ES256 => EncodingKey::from_ec_der(include_bytes!("../data/p256.der")),
-        Algorithm::ES384 => EncodingKey::from_ec_der(include_bytes!("../data/p384.der")),
-        Algorithm::EdDSA => EncodingKey::from_ed_der(include_bytes!("../data/ed25519.der")),
-        _ => EncodingKey::from_rsa_der(include_bytes!("../data/rsa2048.der")),
+        Algorithm::ES256 => {
+            EncodingKey::from_ec_der(include_bytes!("../../crypto/tests/data/p256.der"))
+        }
+        Algorithm::ES384 => {
+            EncodingKey::from_ec_der(include_bytes!("../../crypto/tests/data/p384.der"))
+        }
+        Algorithm::EdDSA => {
+            EncodingKey::from_ed_der(include_bytes!("../../crypto/tests/data/ed25519.der"))
+        }
+        _ => EncodingKey::from_rsa_der(include_bytes!("../../crypto/tests/data/rsa2048.der")),
     }
 }
 

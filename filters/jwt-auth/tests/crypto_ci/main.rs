@@ -1,6 +1,0 @@
-//! The crypto checks CI runs natively and in V8 (`make test` runs this binary under Node on the
-//! wasm SIMD path): Wycheproof's vectors, and a bounded differential fuzz of the arithmetic.
-//! Everything they need is compiled in, as a wasm test under Node's WASI reads no files.
-
-mod fuzz;
-mod wycheproof;

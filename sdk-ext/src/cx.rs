@@ -1,0 +1,211 @@
+//! The context objects a filter acts through: [`HttpCx`] for one request, [`RootCx`] for the
+//! filter's per-VM side, both dereferencing to [`Cx`] for what they share.
+//!
+//! A context knows which filter of the module it serves (its position in the chain), so the
+//! dispatcher can route callout answers, ticks and wake-ups back to that filter, and keep each
+//! filter's shared-data keys apart.
+
+use crate::callout::HttpCall;
+use crate::headers::Headers;
+use crate::host::{BufferType, Host, MapType, Status};
+use crate::shared_data::SharedData;
+use crate::wire::encode_pairs;
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::time::Duration;
+
+/// What a callback asked of the dispatcher, applied when it returns.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Callouts dispatched: (token, stream that owns it or `None` for the root).
+    pub calls: Vec<(u32, Option<u32>)>,
+    /// Streams the root asked to wake.
+    pub wakes: Vec<u32>,
+    /// The tick period the filter asked for.
+    pub tick: Option<Duration>,
+    /// Streams that got a local reply.
+    pub replied: Vec<u32>,
+}
+
+/// What every context offers: time, properties, shared data, metrics and callouts.
+pub struct Cx<'a> {
+    pub(crate) host: &'a dyn Host,
+    pub(crate) position: usize,
+    pub(crate) namespace: &'a str,
+    pub(crate) effects: &'a RefCell<Effects>,
+    /// The stream whose callbacks run, `None` in the root.
+    pub(crate) stream: Option<u32>,
+}
+
+impl<'a> Cx<'a> {
+    /// Host time in nanoseconds since the Unix epoch (`proxy_get_current_time_nanoseconds`).
+    pub fn now_nanos(&self) -> Result<u64, Status> {
+        self.host.now_nanos()
+    }
+
+    /// A property by its path segments, e.g. `&["source", "address"]` (`proxy_get_property`);
+    /// `None` when the host has no value for it.
+    pub fn property(&self, path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+        self.host.property(&crate::properties::encode_path(path))
+    }
+
+    /// This filter's shared data: keys are kept apart from every other filter instance's, and
+    /// shared with the same instance on the other workers.
+    pub fn shared_data(&self) -> SharedData<'_> {
+        SharedData {
+            host: self.host,
+            namespace: self.namespace,
+        }
+    }
+
+    /// Sends `call`; the answer reaches this filter's `on_http_call_response` (the stream's when
+    /// dispatched from a stream, the root's otherwise) with the returned token. An unknown
+    /// cluster or a malformed request is `BadArgument`.
+    pub fn http_call(&self, call: &HttpCall<'_>) -> Result<u32, Status> {
+        let headers = encode_pairs(&call.headers);
+        let millis = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
+        let token = self
+            .host
+            .dispatch_http_call(call.cluster, &headers, call.body, millis)?;
+        self.effects.borrow_mut().calls.push((token, self.stream));
+        Ok(token)
+    }
+
+    /// Asks for the root's `on_tick` every `period`; zero stops it. Each filter of a chain has
+    /// its own period: the module ticks at the shortest and calls each filter when it is due.
+    pub fn set_tick_period(&self, period: Duration) {
+        self.effects.borrow_mut().tick = Some(period);
+    }
+
+    /// This filter's position in the module (0 in a standalone module).
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    pub(crate) fn host(&self) -> &'a dyn Host {
+        self.host
+    }
+}
+
+/// The context of one request: its headers, bodies and local replies, plus [`Cx`].
+pub struct HttpCx<'a> {
+    pub(crate) cx: Cx<'a>,
+    pub(crate) context_id: u32,
+}
+
+impl<'a> Deref for HttpCx<'a> {
+    type Target = Cx<'a>;
+    fn deref(&self) -> &Cx<'a> {
+        &self.cx
+    }
+}
+
+impl<'a> HttpCx<'a> {
+    /// The stream's context id.
+    pub fn context_id(&self) -> u32 {
+        self.context_id
+    }
+
+    /// The request headers.
+    pub fn request_headers(&self) -> Headers<'a> {
+        Headers::new(self.cx.host, MapType::HttpRequestHeaders)
+    }
+
+    /// The request trailers.
+    pub fn request_trailers(&self) -> Headers<'a> {
+        Headers::new(self.cx.host, MapType::HttpRequestTrailers)
+    }
+
+    /// The response headers.
+    pub fn response_headers(&self) -> Headers<'a> {
+        Headers::new(self.cx.host, MapType::HttpResponseHeaders)
+    }
+
+    /// The response trailers.
+    pub fn response_trailers(&self) -> Headers<'a> {
+        Headers::new(self.cx.host, MapType::HttpResponseTrailers)
+    }
+
+    /// Up to `max_size` bytes of the buffered request body from `start`.
+    pub fn request_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, Status> {
+        self.cx
+            .host
+            .buffer(BufferType::HttpRequestBody, start, max_size)
+    }
+
+    /// Replaces `size` bytes of the buffered request body at `start` with `data`.
+    pub fn set_request_body(&self, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
+        self.cx
+            .host
+            .set_buffer(BufferType::HttpRequestBody, start, size, data)
+    }
+
+    /// Up to `max_size` bytes of the buffered response body from `start`.
+    pub fn response_body(&self, start: usize, max_size: usize) -> Result<Vec<u8>, Status> {
+        self.cx
+            .host
+            .buffer(BufferType::HttpResponseBody, start, max_size)
+    }
+
+    /// Replaces `size` bytes of the buffered response body at `start` with `data`.
+    pub fn set_response_body(&self, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
+        self.cx
+            .host
+            .set_buffer(BufferType::HttpResponseBody, start, size, data)
+    }
+
+    /// Sends a local reply that ends the stream (`proxy_send_local_response`); no later filter
+    /// sees the request. `details` becomes Envoy's response code details (`snake_case`).
+    /// Return [`Action::Pause`](crate::Action::Pause) after it.
+    pub fn send_reply(
+        &self,
+        status: u32,
+        details: &str,
+        body: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), Status> {
+        let headers = encode_pairs(headers);
+        self.cx
+            .host
+            .send_local_response(status, details, body, &headers)?;
+        self.cx.effects.borrow_mut().replied.push(self.context_id);
+        Ok(())
+    }
+
+    /// Sends a local reply with body `{"error": <code>, "message": <message>}` and
+    /// `content-type: application/json`, plus `headers`.
+    pub fn send_json_error(
+        &self,
+        status: u32,
+        code: &str,
+        message: &str,
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), Status> {
+        let body = crate::reply::json_error_body(code, message);
+        let mut all: Vec<(&str, &[u8])> = Vec::with_capacity(headers.len() + 1);
+        all.push(("content-type", b"application/json"));
+        all.extend_from_slice(headers);
+        self.send_reply(status, code, body.as_bytes(), &all)
+    }
+}
+
+/// The context of a filter's per-VM side: waking paused streams, plus [`Cx`].
+pub struct RootCx<'a> {
+    pub(crate) cx: Cx<'a>,
+}
+
+impl<'a> Deref for RootCx<'a> {
+    type Target = Cx<'a>;
+    fn deref(&self) -> &Cx<'a> {
+        &self.cx
+    }
+}
+
+impl RootCx<'_> {
+    /// Wakes stream `context_id`, which this filter paused: once the running callback returns,
+    /// the filter's `on_wake` runs on that stream, and a `Continue` from it resumes the chain at
+    /// the next filter. A stream that ended meanwhile is skipped.
+    pub fn wake(&self, context_id: u32) {
+        self.cx.effects.borrow_mut().wakes.push(context_id);
+    }
+}
