@@ -5,15 +5,10 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// The optimized module of a filter, as `make build` leaves it (`$FILTER_WASM_DIR/<name>.wasm`).
+/// Panics when it is missing or older than its sources, as [`test_host::filter_wasm`] does.
+#[track_caller]
 pub fn filter_wasm(name: &str) -> PathBuf {
-    let dir = std::env::var_os("FILTER_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            crate::process::workspace_root()
-                .join("target")
-                .join("filters")
-        });
-    dir.join(format!("{name}.wasm"))
+    test_host::filter_wasm(name)
 }
 
 /// An HTTP filter entry that runs `wasm_file` in V8 with `config` as its plugin configuration.

@@ -17,6 +17,7 @@
 mod callouts;
 mod engine;
 mod error;
+pub mod freshness;
 mod host;
 mod hostcalls;
 mod memory;
@@ -37,16 +38,30 @@ pub use stream::{Action, HttpStream, Message};
 
 /// Where `make build` puts the optimized filter modules: `$FILTER_WASM_DIR/<name>.wasm`, by
 /// default `<workspace>/target/filters/<name>.wasm`.
+///
+/// Panics, naming the newest source and the `make` command to run, when the module of a filter
+/// of this workspace is missing or older than its sources: a test must not pass on the previous
+/// build of an edited filter.
+#[track_caller]
 pub fn filter_wasm(name: &str) -> std::path::PathBuf {
-    let dir = std::env::var_os("FILTER_WASM_DIR")
+    let path = filter_wasm_dir().join(format!("{name}.wasm"));
+    if let Err(message) = freshness::check_module(&workspace_root(), &path, name) {
+        panic!("{message}");
+    }
+    path
+}
+
+/// `$FILTER_WASM_DIR`, by default `<workspace>/target/filters`.
+pub fn filter_wasm_dir() -> std::path::PathBuf {
+    std::env::var_os("FILTER_WASM_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-                .join("filters")
-        });
-    dir.join(format!("{name}.wasm"))
+        .unwrap_or_else(|| workspace_root().join("target").join("filters"))
+}
+
+/// The workspace this crate is part of.
+fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// Where `make build` puts the modules that exist only for tests: `$TEST_MODULE_DIR/<name>.wasm`,
