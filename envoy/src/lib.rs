@@ -17,9 +17,11 @@ pub mod echo;
 pub mod http1;
 pub mod process;
 pub mod scenario;
+pub mod servers;
 
 pub use client::{Request, Response};
 pub use echo::{CannedReply, EchoUpstream, ReceivedRequest};
 pub use process::{
     envoy_binary, run_expecting_exit, validate, Bootstrap, Envoy, EnvoyOptions, Exited,
 };
+pub use servers::{HangingServer, RecordingUpstream};

@@ -92,3 +92,32 @@ fn rate_limit_manifest_limits_logins() {
     let other = Request::get("/other").send(envoy.port()).unwrap();
     assert_eq!(other.status, 200, "{}", envoy.logs());
 }
+
+#[test]
+fn chain_manifest_runs_its_three_filters() {
+    let upstream = EchoUpstream::start().unwrap();
+    let jwks = EchoUpstream::start().unwrap();
+    let builder = BootstrapBuilder::new(upstream.port())
+        .cluster("outbound|443||keys.example.com", jwks.port());
+    let envoy = start(builder, "chain");
+    let missing = Request::get("/api/items").send(envoy.port()).unwrap();
+    assert_eq!(missing.status, 401, "{}", envoy.logs());
+    // A client's x-user is removed before rate-limit could key on it; header-rewrite acts both ways.
+    let public = Request::get("/public")
+        .header("x-user", "mallory")
+        .send(envoy.port())
+        .unwrap();
+    assert_eq!(public.status, 200, "{}", envoy.logs());
+    assert!(public.upstream_header("x-user").is_none());
+    assert_eq!(public.upstream_header_all("x-client-ip"), ["127.0.0.1"]);
+    assert_eq!(public.header_all("x-powered-by"), ["proxy-wasm chain"]);
+    // Only the request jwt-auth let through reached rate-limit.
+    assert_eq!(
+        envoy.stat("wasmcustom.chain.http_local_rate_limit.ok"),
+        Some(1),
+        "{}",
+        envoy.logs()
+    );
+    let reached: Vec<String> = upstream.received().into_iter().map(|r| r.path).collect();
+    assert_eq!(reached, ["/public"]);
+}

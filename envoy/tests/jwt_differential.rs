@@ -245,7 +245,7 @@ impl Keys {
     fn new() -> Keys {
         use p256::pkcs8::DecodePrivateKey;
         let rsa4096 = EncodingKey::from_rsa_der(include_bytes!(
-            "../../filters/jwt-auth/tests/data/rsa4096.der"
+            "../../filters/jwt-auth/crypto/tests/data/rsa4096.der"
         ));
         let mut rsa4096_jwk =
             serde_json::to_value(Jwk::from_encoding_key(&rsa4096, Algorithm::RS256).expect("JWK"))
@@ -271,11 +271,11 @@ impl Keys {
             rsa4096,
             p256_short,
             p384: p384::ecdsa::SigningKey::from_pkcs8_der(include_bytes!(
-                "../../filters/jwt-auth/tests/data/p384.der"
+                "../../filters/jwt-auth/crypto/tests/data/p384.der"
             ))
             .expect("P-384 key"),
             p256: p256::ecdsa::SigningKey::from_pkcs8_der(include_bytes!(
-                "../../filters/jwt-auth/tests/data/p256.der"
+                "../../filters/jwt-auth/crypto/tests/data/p256.der"
             ))
             .expect("P-256 key"),
             interop_tokens: serde_json::from_value(interop["tokens"].clone()).expect("tokens"),

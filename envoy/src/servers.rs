@@ -1,0 +1,113 @@
+//! Loopback servers for the failure cases of upstreams: one that never answers (a JWKS endpoint
+//! that hangs), and one that records every byte it receives (to show a request never got there).
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// A server on 127.0.0.1 that accepts connections and never answers. Stops when dropped.
+pub struct HangingServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl HangingServer {
+    /// Binds a free loopback port and starts accepting.
+    pub fn start() -> io::Result<HangingServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        thread::Builder::new()
+            .name(format!("hanging-{port}"))
+            .spawn(move || {
+                let mut held: Vec<TcpStream> = Vec::new();
+                while !stopped.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((connection, _)) => held.push(connection),
+                        Err(_) => thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })?;
+        Ok(HangingServer { port, stop })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for HangingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An upstream on 127.0.0.1 that records every byte it receives, on any connection, and answers
+/// `200 reached` once bytes stop arriving for 200 ms: it sees a request's headers even if the
+/// body never comes.
+pub struct RecordingUpstream {
+    port: u16,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RecordingUpstream {
+    /// Binds a free loopback port and starts serving.
+    pub fn start() -> io::Result<RecordingUpstream> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let record = received.clone();
+        thread::Builder::new()
+            .name(format!("recorder-{port}"))
+            .spawn(move || {
+                for connection in listener.incoming().flatten() {
+                    let record = record.clone();
+                    let _ = thread::Builder::new()
+                        .name("recorder-conn".into())
+                        .spawn(move || serve(connection, &record));
+                }
+            })?;
+        Ok(RecordingUpstream { port, received })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything received since the last call, as text (lossy UTF-8).
+    pub fn take(&self) -> String {
+        let mut received = self
+            .received
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        String::from_utf8_lossy(&std::mem::take(&mut *received)).into_owned()
+    }
+}
+
+fn serve(mut connection: TcpStream, record: &Mutex<Vec<u8>>) {
+    let _ = connection.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buffer = [0u8; 4096];
+    let mut got_any = false;
+    loop {
+        match connection.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(read) => {
+                got_any = true;
+                record
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .extend_from_slice(buffer.get(..read).unwrap_or_default());
+            }
+            Err(_) if got_any => break,
+            Err(_) => {}
+        }
+    }
+    let _ = connection.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nreached");
+}

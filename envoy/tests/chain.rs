@@ -1,0 +1,536 @@
+//! chain.wasm (header-rewrite, jwt-auth, rate-limit in one module) against the three standalone
+//! modules as three wasm filters, in one Envoy with two workers: the same statuses, client
+//! headers and upstream headers request for request, and the same 429 counts over a burst. And
+//! while jwt-auth waits for a key set, nothing of a request (headers, body, trailers) reaches the
+//! upstream, in the chain as in jwt_auth.wasm alone.
+
+#[path = "../../filters/jwt-auth/tests/tokens/mod.rs"]
+mod tokens;
+
+use envoy_harness::config::{filter_wasm, wasm_filter, BootstrapBuilder};
+use envoy_harness::{
+    http1, EchoUpstream, Envoy, EnvoyOptions, HangingServer, RecordingUpstream, Request, Response,
+};
+use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::{Once, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+use tokens::{jwk, seconds, token};
+
+const WORKERS: u32 = 2;
+const ISSUER: &str = "https://issuer.example";
+/// The per-user bucket.
+const USER_TOKENS: usize = 5;
+/// How long jwt-auth waits for the key set that never comes.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
+/// A request answered later than this was held for a fetch; a refusal without one takes ~2 ms.
+const HELD: Duration = Duration::from_millis(100);
+
+struct Fixture {
+    envoy: Envoy,
+    recorder: RecordingUpstream,
+    _upstream: EchoUpstream,
+    _hanging: HangingServer,
+}
+
+/// header-rewrite copies `x-token` into `authorization`, defaults `x-user` and marks the
+/// request; on the response it copies one of rate-limit's headers and removes another.
+fn header_rewrite() -> Value {
+    json!({"mutations": {
+        "request_mutations": [
+            {"append": {"header": {"key": "authorization", "value": "%REQ(x-token)%"}, "append_action": "ADD_IF_ABSENT"}},
+            {"append": {"header": {"key": "x-user", "value": "anonymous"}, "append_action": "ADD_IF_ABSENT"}},
+            {"append": {"header": {"key": "x-rewritten", "value": "yes"}}}
+        ],
+        "response_mutations": [
+            {"append": {"header": {"key": "x-seen-remaining", "value": "%RESP(x-ratelimit-remaining)%"}}},
+            {"append": {"header": {"key": "x-seen-rewritten", "value": "%REQ(x-rewritten)%"}}},
+            {"remove": "x-ratelimit-reset"}
+        ]
+    }})
+}
+
+/// `/api` needs a token of the local key set, `/hang` one of the key set that never comes.
+fn jwt_auth(stat_prefix: &str) -> Value {
+    json!({
+        "stat_prefix": stat_prefix,
+        "providers": {
+            "main": {
+                "issuer": ISSUER,
+                "audiences": ["api"],
+                "local_jwks": {"inline_string": json!({"keys": [jwk(Algorithm::ES256)]}).to_string()}
+            },
+            "hanging": {
+                "issuer": ISSUER,
+                "audiences": ["api"],
+                "remote_jwks": {
+                    "http_uri": {"uri": "http://hanging.example/jwks.json", "cluster": "hanging", "timeout": "1s"},
+                    "cache_duration": "600s"
+                }
+            }
+        },
+        "rules": [
+            {"match": {"prefix": "/public"}},
+            {"match": {"prefix": "/hang/open"}},
+            {"match": {"prefix": "/hang"}, "requires": {"provider_name": "hanging"}},
+            {"match": {"prefix": "/api"}, "requires": {"provider_name": "main"}}
+        ]
+    })
+}
+
+/// Each `x-user` gets `USER_TOKENS`; the buckets live in each listener's own module.
+fn rate_limit(stat_prefix: &str) -> Value {
+    json!({
+        "stat_prefix": stat_prefix,
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        "token_bucket": {"max_tokens": 10000, "tokens_per_fill": 1, "fill_interval": "3600s"},
+        "rate_limits": [{"actions": [{"request_headers": {"header_name": "x-user", "descriptor_key": "user"}}]}],
+        "descriptors": [{"entries": [{"key": "user", "value": ""}],
+                         "token_bucket": {"max_tokens": USER_TOKENS, "tokens_per_fill": 1, "fill_interval": "3600s"}}]
+    })
+}
+
+/// `/hang` goes to the recording upstream, the rest to the echo.
+fn routes() -> Value {
+    json!([
+        {"match": {"prefix": "/hang"}, "route": {"cluster": "recorder"}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}}
+    ])
+}
+
+/// One Envoy, two workers: `chain` runs chain.wasm, `sequence` the three standalone modules,
+/// `jwt` jwt_auth.wasm alone (each module in its own VM).
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Result<Fixture, String>> = OnceLock::new();
+    static STARTER: Once = Once::new();
+    // Envoy dies with the thread that started it (PR_SET_PDEATHSIG), so a thread that outlives
+    // every test starts it.
+    STARTER.call_once(|| {
+        thread::spawn(|| {
+            FIXTURE.get_or_init(|| {
+                std::panic::catch_unwind(start_fixture).map_err(|panic| {
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .unwrap_or_else(|| "the fixture did not start".into())
+                })
+            });
+            loop {
+                thread::park();
+            }
+        });
+    });
+    FIXTURE
+        .wait()
+        .as_ref()
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn start_fixture() -> Fixture {
+    let upstream = EchoUpstream::start().unwrap();
+    let recorder = RecordingUpstream::start().unwrap();
+    let hanging = HangingServer::start().unwrap();
+    let chain = json!({"filters": [
+        {"name": "header-rewrite", "config": header_rewrite()},
+        {"name": "jwt-auth", "config": jwt_auth("chain")},
+        {"name": "rate-limit", "config": rate_limit("chain")}
+    ]});
+    let mut bootstrap = BootstrapBuilder::new(upstream.port())
+        .listener_with_routes(
+            "chain",
+            vec![wasm_filter("chain", &filter_wasm("chain"), &chain)],
+            routes(),
+        )
+        .listener_with_routes(
+            "sequence",
+            vec![
+                wasm_filter(
+                    "header_rewrite",
+                    &filter_wasm("header_rewrite"),
+                    &header_rewrite(),
+                ),
+                wasm_filter("jwt_auth", &filter_wasm("jwt_auth"), &jwt_auth("sequence")),
+                wasm_filter(
+                    "rate_limit",
+                    &filter_wasm("rate_limit"),
+                    &rate_limit("sequence"),
+                ),
+            ],
+            routes(),
+        )
+        .listener_with_routes(
+            "jwt",
+            vec![wasm_filter(
+                "jwt_auth_alone",
+                &filter_wasm("jwt_auth"),
+                &jwt_auth("alone"),
+            )],
+            routes(),
+        )
+        .cluster("recorder", recorder.port())
+        .cluster("hanging", hanging.port())
+        .build();
+    // Envoy's HTTP/1 codecs drop trailers unless asked to keep them, downstream and upstream.
+    for listener in bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .unwrap()
+    {
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["http_protocol_options"] =
+            json!({"enable_trailers": true});
+    }
+    for cluster in bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .filter(|cluster| cluster["name"] == "recorder")
+    {
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {"enable_trailers": true}}
+            }
+        });
+    }
+    let options = EnvoyOptions {
+        concurrency: WORKERS,
+        ..EnvoyOptions::default()
+    };
+    Fixture {
+        envoy: Envoy::start_with(bootstrap, &options).unwrap(),
+        recorder,
+        _upstream: upstream,
+        _hanging: hanging,
+    }
+}
+
+fn good_token() -> String {
+    let now = seconds(SystemTime::now());
+    let claims = json!({"iss": ISSUER, "aud": "api", "sub": "alice", "exp": now + 600});
+    format!("Bearer {}", token(Algorithm::ES256, &claims))
+}
+
+fn port(listener: &str) -> u16 {
+    fixture().envoy.listener_port(listener).unwrap()
+}
+
+fn send(listener: &str, request: &Request) -> Response {
+    let envoy = &fixture().envoy;
+    request
+        .send(port(listener))
+        .unwrap_or_else(|error| panic!("{listener} {}: {error}\n{}", request.path, envoy.logs()))
+}
+
+/// Headers whose values differ from one request to the next, whatever the filters do.
+const VOLATILE: [&str; 3] = ["date", "x-request-id", "x-envoy-upstream-service-time"];
+
+fn stable(headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .filter(|(name, _)| !VOLATILE.contains(&name.as_str()))
+        .collect()
+}
+
+/// What a request came to, as the client and the upstream saw it.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: u16,
+    client_headers: Vec<(String, String)>,
+    /// The request's headers and body as the echo upstream received them (none when a filter
+    /// answered).
+    upstream_headers: Vec<(String, String)>,
+    upstream_body: Option<String>,
+    /// The body of a filter's local reply.
+    reply_body: Option<String>,
+}
+
+fn seen(response: &Response) -> Seen {
+    let client_headers = stable(
+        response
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), String::from_utf8_lossy(value).into_owned()))
+            .collect(),
+    );
+    let echo = response.json();
+    let reached = echo.get("headers").is_some();
+    Seen {
+        status: response.status,
+        client_headers,
+        upstream_headers: stable(response.upstream_headers()),
+        upstream_body: reached.then(|| echo["body"].as_str().unwrap_or_default().to_string()),
+        reply_body: (!reached).then(|| String::from_utf8_lossy(&response.body).into_owned()),
+    }
+}
+
+fn get(path: &str, headers: &[(&str, &str)]) -> Request {
+    let mut request = Request::get(path).header("host", "api.example.com");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request
+}
+
+/// The same request on both listeners; they must agree. Returns the chain's.
+fn same(what: &str, request: &Request) -> Seen {
+    let ours = seen(&send("chain", request));
+    let theirs = seen(&send("sequence", request));
+    assert_eq!(
+        ours,
+        theirs,
+        "{what}: chain (left) and the three modules (right) differ\n{}",
+        fixture().envoy.logs()
+    );
+    ours
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+#[test]
+fn the_chain_answers_like_the_three_modules_in_sequence() {
+    let token = good_token();
+    let no_token = same("no token", &get("/api/items", &[("x-user", "nina")]));
+    assert_eq!(no_token.status, 401);
+    assert_eq!(no_token.reply_body.as_deref(), Some("Jwt is missing"));
+    assert_eq!(
+        header(&no_token.client_headers, "x-seen-rewritten"),
+        Some("yes")
+    );
+    assert_eq!(header(&no_token.client_headers, "x-ratelimit-limit"), None);
+
+    let bad = same(
+        "bad token",
+        &get(
+            "/api/items",
+            &[("x-token", "Bearer a.b.c"), ("x-user", "nina")],
+        ),
+    );
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.upstream_body, None);
+
+    // nina's bucket is full: the two refusals took nothing from it.
+    let good = same(
+        "good token",
+        &get("/api/items", &[("x-token", &token), ("x-user", "nina")]),
+    );
+    assert_eq!(good.status, 200);
+    assert_eq!(
+        header(&good.client_headers, "x-ratelimit-remaining"),
+        Some("4")
+    );
+    assert_eq!(header(&good.upstream_headers, "authorization"), None);
+
+    // header-rewrite's effects: the token it copied, the user it set, the marker; on the way
+    // back it sees what rate-limit added and removes the reset.
+    let rewritten = same(
+        "header-rewrite effects",
+        &get("/api/items", &[("x-token", &token)]),
+    );
+    assert_eq!(rewritten.status, 200);
+    assert_eq!(
+        header(&rewritten.upstream_headers, "x-user"),
+        Some("anonymous")
+    );
+    assert_eq!(
+        header(&rewritten.upstream_headers, "x-rewritten"),
+        Some("yes")
+    );
+    assert_eq!(
+        header(&rewritten.client_headers, "x-seen-remaining"),
+        Some("4")
+    );
+    assert_eq!(
+        header(&rewritten.client_headers, "x-ratelimit-limit"),
+        Some("5")
+    );
+    assert_eq!(header(&rewritten.client_headers, "x-ratelimit-reset"), None);
+
+    let public = same("public, no token", &get("/public/a", &[("x-user", "pat")]));
+    assert_eq!(public.status, 200);
+
+    let mut post = get("/api/orders", &[("x-token", &token), ("x-user", "olga")]);
+    post.method = "POST".into();
+    post.body = b"{\"qty\": 1}".to_vec();
+    let posted = same("POST with a body", &post);
+    assert_eq!(posted.upstream_body.as_deref(), Some("{\"qty\": 1}"));
+
+    // Over the limit: the sixth of quinn's requests is refused by rate-limit.
+    let quinn = get("/api/items", &[("x-token", &token), ("x-user", "quinn")]);
+    let statuses: Vec<u16> = (0..=USER_TOKENS)
+        .map(|index| same(&format!("quinn #{index}"), &quinn).status)
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+}
+
+/// Sends `total` requests from `threads` threads at once, each on its own connection, so the
+/// kernel spreads them over both workers.
+fn burst(listener: &str, request: &Request, total: usize, threads: usize) -> Vec<u16> {
+    let port = port(listener);
+    thread::scope(|scope| {
+        let senders: Vec<_> = (0..threads)
+            .map(|thread| {
+                scope.spawn(move || {
+                    (thread..total)
+                        .step_by(threads)
+                        .map(|_| request.send(port).expect("Envoy answers").status)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        senders
+            .into_iter()
+            .flat_map(|sender| sender.join().expect("sender thread"))
+            .collect()
+    })
+}
+
+#[test]
+fn a_burst_over_two_workers_admits_the_bucket_in_both() {
+    let fixture = fixture();
+    let request = get(
+        "/api/burst",
+        &[("x-token", &good_token()), ("x-user", "burst")],
+    );
+    for (listener, prefix) in [("chain", "chain"), ("sequence", "sequence")] {
+        let statuses = burst(listener, &request, 60, 8);
+        let admitted = statuses.iter().filter(|status| **status == 200).count();
+        let limited = statuses.iter().filter(|status| **status == 429).count();
+        assert_eq!(
+            (admitted, limited),
+            (USER_TOKENS, 60 - USER_TOKENS),
+            "{listener}\n{}",
+            fixture.envoy.logs()
+        );
+        assert!(
+            fixture
+                .envoy
+                .stat(&format!(
+                    "wasmcustom.{prefix}.http_local_rate_limit.rate_limited"
+                ))
+                .unwrap_or(0)
+                >= (60 - USER_TOKENS) as u64,
+            "{listener}'s rate-limit counts its own refusals"
+        );
+    }
+    let busy = (0..WORKERS)
+        .filter(|worker| {
+            fixture
+                .envoy
+                .stat(&format!(
+                    "listener.127.0.0.1_0.worker_{worker}.downstream_cx_total"
+                ))
+                .unwrap_or(0)
+                > 0
+        })
+        .count();
+    assert_eq!(
+        busy, WORKERS as usize,
+        "the bursts should reach both workers"
+    );
+}
+
+/// A raw HTTP/1.1 request with a chunked body and trailers; the response as the client got it.
+fn send_chunked(listener: &str, path: &str, authorization: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port(listener))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nhost: api.example.com\r\nauthorization: {authorization}\r\n\
+         x-user: hang\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+         5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = http1::reader(&stream);
+    let head = http1::read_response_head(&mut reader).unwrap();
+    let body = http1::read_body(&mut reader, &head, true).unwrap();
+    (head.status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// While jwt-auth waits for a key set that never comes, a POST's body (sent whole, or chunked
+/// with trailers) stays in Envoy; the fetch times out and the client gets 401. The upstream
+/// receives nothing at all.
+#[test]
+fn a_body_sent_while_the_key_set_is_fetched_never_reaches_the_upstream() {
+    let fixture = fixture();
+    let authorization = good_token();
+    let mut post = get("/hang/orders", &[("authorization", &authorization)]);
+    post.method = "POST".into();
+    post.body = b"{\"qty\": 1}".to_vec();
+    for listener in ["jwt", "chain"] {
+        // The recorder sees what gets through: a chunked POST on a path without a requirement
+        // arrives whole, trailers included.
+        fixture.recorder.take();
+        assert_eq!(
+            send_chunked(listener, "/hang/open", &authorization),
+            (200, "reached".to_string())
+        );
+        let reached = fixture.recorder.take();
+        assert!(
+            reached.starts_with("POST /hang/open HTTP/1.1")
+                && reached.contains("hello")
+                && reached.contains("x-checksum: abc"),
+            "{listener}: {reached}"
+        );
+        // After a failed fetch jwt-auth refuses at once for a second, so a try can miss the
+        // wait; the next one, a second later, starts a fetch and waits on it.
+        let mut waited_for_the_fetch = false;
+        for _ in 0..3 {
+            // Both at once, so both wait on the same fetch.
+            let (response, (chunked, chunked_waited), waited) = thread::scope(|scope| {
+                let chunked = scope.spawn(|| {
+                    let started = Instant::now();
+                    (
+                        send_chunked(listener, "/hang/orders", &authorization),
+                        started.elapsed(),
+                    )
+                });
+                let started = Instant::now();
+                let response = send(listener, &post);
+                (response, chunked.join().unwrap(), started.elapsed())
+            });
+            // Anything let through would have reached the recorder by now.
+            thread::sleep(Duration::from_millis(300));
+            assert_eq!(
+                fixture.recorder.take(),
+                "",
+                "{listener}: the upstream received part of a request whose token was never verified"
+            );
+            assert_eq!(
+                (
+                    response.status,
+                    String::from_utf8_lossy(&response.body).as_ref()
+                ),
+                (401, "Jwks remote fetch is failed"),
+                "{listener}\n{}",
+                fixture.envoy.logs()
+            );
+            assert_eq!(
+                chunked,
+                (401, "Jwks remote fetch is failed".to_string()),
+                "{listener}"
+            );
+            // Held, not refused at once: a fetch was under way (started by this request, an
+            // earlier one, or the other worker) and both requests waited for its end.
+            if waited.min(chunked_waited) >= HELD {
+                waited_for_the_fetch = true;
+                break;
+            }
+            thread::sleep(FETCH_TIMEOUT + Duration::from_millis(100));
+        }
+        assert!(
+            waited_for_the_fetch,
+            "{listener}: no try waited for a fetch"
+        );
+    }
+}
