@@ -1,8 +1,13 @@
 //! Load benchmarks in real Envoy: several filter chains side by side in one Envoy (one listener
-//! each, one worker thread), the same load from `wrk` on loopback against each, interleaved and
-//! repeated, so that ratios come from one run. Routes answer with `direct_response`, so only
-//! Envoy and the filters are measured.
+//! each), the same load from `wrk` on loopback against each, interleaved and repeated, so that
+//! ratios come from one run and the spread between rounds shows the noise. Routes answer with
+//! `direct_response`, so only Envoy and the filters are measured.
+//!
+//! Besides wrk's rps and latency, each run reads the CPU time Envoy's threads used
+//! (`/proc/<pid>/task/*/schedstat`): CPU per request hardly moves when other processes take
+//! cores from the benchmark, while rps does.
 
+use crate::client::Request;
 use crate::config::BootstrapBuilder;
 use crate::process::{Envoy, EnvoyOptions};
 use serde_json::{json, Value};
@@ -10,6 +15,17 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+/// A request sent once before the load, to show that a variant's filters really act.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// A header of the benchmark request left out of this one (e.g. `authorization`).
+    pub without: Option<String>,
+    /// The status expected.
+    pub status: u16,
+    /// A response header expected, with its value.
+    pub response_header: Option<(String, String)>,
+}
 
 /// One filter chain to measure.
 #[derive(Debug, Clone)]
@@ -22,6 +38,8 @@ pub struct Variant {
     pub headers: Vec<(String, String)>,
     /// A wrk Lua script that builds the requests instead (e.g. a different token each time).
     pub script: Option<String>,
+    /// Requests that must get their expected answer before the load starts.
+    pub checks: Vec<Check>,
 }
 
 impl Variant {
@@ -32,6 +50,7 @@ impl Variant {
             filters,
             headers: Vec::new(),
             script: None,
+            checks: Vec::new(),
         }
     }
 
@@ -40,11 +59,21 @@ impl Variant {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
+
+    /// Adds a request that must get its expected answer before the load starts.
+    pub fn check(mut self, check: Check) -> Variant {
+        self.checks.push(check);
+        self
+    }
 }
 
 /// Load settings.
 #[derive(Debug, Clone)]
 pub struct Load {
+    /// Envoy worker threads (`--concurrency`).
+    pub concurrency: u32,
+    /// wrk threads (`wrk -t`).
+    pub threads: u32,
     /// Connections (`wrk -c`).
     pub connections: u32,
     /// Duration of one measurement.
@@ -58,12 +87,39 @@ pub struct Load {
 impl Default for Load {
     fn default() -> Self {
         Load {
+            concurrency: 1,
+            threads: 1,
             connections: 16,
             duration: Duration::from_secs(4),
             rounds: 3,
             warmup: Duration::from_secs(1),
         }
     }
+}
+
+impl Load {
+    /// One line for a report's heading: workers and wrk settings.
+    pub fn describe(&self) -> String {
+        format!(
+            "Envoy --concurrency {}, wrk -t{} -c{} -d{}s, {} interleaved rounds",
+            self.concurrency,
+            self.threads,
+            self.connections,
+            self.duration.as_secs(),
+            self.rounds
+        )
+    }
+}
+
+/// What wrk reported for one run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    non_2xx: u64,
+    /// Envoy's CPU time per request, µs (NaN when /proc could not tell).
+    cpu_us: f64,
 }
 
 /// The result for one variant.
@@ -73,17 +129,80 @@ pub struct Measurement {
     pub name: String,
     /// Median requests per second.
     pub rps: f64,
-    /// Every round's requests per second.
+    /// Every round's requests per second, in the order measured.
     pub rounds: Vec<f64>,
+    /// Median over the rounds of wrk's median latency, µs.
+    pub p50_us: f64,
+    /// Median over the rounds of wrk's 99th percentile latency, µs.
+    pub p99_us: f64,
     /// Non-2xx responses seen (a benchmark of an unlimited load expects none).
     pub non_2xx: u64,
+    /// Every round's Envoy CPU time per request, µs, in the order measured.
+    pub cpu_rounds: Vec<f64>,
 }
 
 impl Measurement {
-    /// Microseconds of the worker's time per request (one worker, saturated).
+    /// Microseconds of Envoy's time per request: worker time when the workers are saturated.
     pub fn micros_per_request(&self) -> f64 {
         1e6 / self.rps
     }
+
+    /// The spread of the rounds' rps: (max - min) / median, in percent.
+    pub fn spread_percent(&self) -> f64 {
+        spread_percent(&self.rounds)
+    }
+
+    /// Median Envoy CPU time per request, µs.
+    pub fn cpu_us(&self) -> f64 {
+        median(&self.cpu_rounds)
+    }
+}
+
+/// The median of `values` (the upper one of an even count); 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// (max - min) / median of `values`, in percent.
+pub fn spread_percent(values: &[f64]) -> f64 {
+    let max = values.iter().copied().fold(f64::MIN, f64::max);
+    let min = values.iter().copied().fold(f64::MAX, f64::min);
+    let middle = median(values);
+    if middle > 0.0 {
+        100.0 * (max - min) / middle
+    } else {
+        0.0
+    }
+}
+
+/// The Envoy this process started: its child named `envoy`.
+fn child_envoy_pid() -> Option<u32> {
+    let own = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold spaces, so split after its `)`.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let comm = head.split_once('(')?.1;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm == "envoy" && ppid == own).then_some(pid)
+        })
+}
+
+/// CPU time every thread of `pid` has run, in ns (`schedstat`'s first field).
+fn cpu_nanos(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 /// The route every benchmark listener uses: Envoy answers itself.
@@ -103,17 +222,41 @@ fn wrk_binary() -> io::Result<String> {
     }
 }
 
+/// A wrk latency such as `392.00us`, `1.23ms` or `2.01s`, in µs.
+fn parse_latency(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (number, scale) = if let Some(number) = text.strip_suffix("us") {
+        (number, 1.0)
+    } else if let Some(number) = text.strip_suffix("ms") {
+        (number, 1e3)
+    } else if let Some(number) = text.strip_suffix('s') {
+        (number, 1e6)
+    } else {
+        return None;
+    };
+    number.trim().parse::<f64>().ok().map(|value| value * scale)
+}
+
+/// The value of wrk's `--latency` distribution line for `percentile` (e.g. `99%`).
+fn percentile(text: &str, percentile: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(percentile))
+        .and_then(parse_latency)
+}
+
 fn run_wrk(
     wrk: &str,
     port: u16,
     variant: &Variant,
     duration: Duration,
-    connections: u32,
+    load: &Load,
     script_dir: &Path,
-) -> io::Result<(f64, u64)> {
+    envoy_pid: Option<u32>,
+) -> io::Result<Run> {
     let mut command = Command::new(wrk);
     command
-        .args(["-t1", "-c", &connections.to_string(), "-d"])
+        .arg(format!("-t{}", load.threads.max(1)))
+        .args(["-c", &load.connections.to_string(), "--latency", "-d"])
         .arg(format!("{}s", duration.as_secs().max(1)));
     for (name, value) in &variant.headers {
         command.arg("-H").arg(format!("{name}: {value}"));
@@ -129,7 +272,9 @@ fn run_wrk(
         command.arg("-s").arg(path);
     }
     command.arg(format!("http://127.0.0.1:{port}/bench"));
+    let cpu_before = envoy_pid.and_then(cpu_nanos);
     let output = command.output()?;
+    let cpu_after = envoy_pid.and_then(cpu_nanos);
     let text = String::from_utf8_lossy(&output.stdout);
     let rps = text
         .lines()
@@ -146,10 +291,56 @@ fn run_wrk(
         .find_map(|line| line.trim().strip_prefix("Non-2xx or 3xx responses:"))
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0);
-    Ok((rps, non_2xx))
+    let requests = text
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .and_then(|(count, _)| count.trim().parse::<f64>().ok());
+    let cpu_us = match (cpu_before, cpu_after, requests) {
+        (Some(before), Some(after), Some(requests)) if requests > 0.0 => {
+            after.saturating_sub(before) as f64 / 1e3 / requests
+        }
+        _ => f64::NAN,
+    };
+    Ok(Run {
+        rps,
+        cpu_us,
+        p50_us: percentile(&text, "50%").unwrap_or(f64::NAN),
+        p99_us: percentile(&text, "99%").unwrap_or(f64::NAN),
+        non_2xx,
+    })
 }
 
-/// Measures every variant in one Envoy with one worker.
+/// Sends each of the variant's checks once; an unexpected answer fails the benchmark, so a
+/// misconfigured listener is never measured as a fast one.
+fn run_checks(port: u16, variant: &Variant) -> io::Result<()> {
+    for check in &variant.checks {
+        let mut request = Request::get("/bench");
+        for (name, value) in &variant.headers {
+            if check.without.as_deref() != Some(name.as_str()) {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.send(port)?;
+        let header_ok = check
+            .response_header
+            .as_ref()
+            .is_none_or(|(name, value)| response.header(name).as_deref() == Some(value.as_str()));
+        if response.status != check.status || !header_ok {
+            return Err(io::Error::other(format!(
+                "{}: expected {} {:?} (without {:?}), got {} with headers {:?}",
+                variant.name,
+                check.status,
+                check.response_header,
+                check.without,
+                response.status,
+                response.headers
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Measures every variant in one Envoy, with `load.concurrency` workers.
 pub fn measure(variants: &[Variant], load: &Load) -> io::Result<Vec<Measurement>> {
     let wrk = wrk_binary()?;
     let mut bootstrap = BootstrapBuilder::new(1);
@@ -161,69 +352,73 @@ pub fn measure(variants: &[Variant], load: &Load) -> io::Result<Vec<Measurement>
         );
     }
     let options = EnvoyOptions {
-        concurrency: 1,
+        concurrency: load.concurrency.max(1),
         log_level: "warning".into(),
     };
     let envoy = Envoy::start_with(bootstrap.build(), &options)?;
+    let pid = child_envoy_pid();
     let script_dir = std::env::temp_dir().join(format!("envoy-bench-{}", std::process::id()));
     std::fs::create_dir_all(&script_dir)?;
-    let port = |index: usize| envoy.listener_port(&format!("bench{index}")).unwrap_or(0);
-    for (index, variant) in variants.iter().enumerate() {
-        run_wrk(
-            &wrk,
-            port(index),
-            variant,
-            load.warmup,
-            load.connections,
-            &script_dir,
-        )?;
+    let mut ports = Vec::with_capacity(variants.len());
+    for index in 0..variants.len() {
+        let name = format!("bench{index}");
+        let port = envoy
+            .listener_port(&name)
+            .ok_or_else(|| io::Error::other(format!("Envoy has no listener {name}")))?;
+        ports.push(port);
     }
-    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut non_2xx = vec![0u64; variants.len()];
+    for (variant, &port) in variants.iter().zip(&ports) {
+        run_checks(port, variant)?;
+        run_wrk(&wrk, port, variant, load.warmup, load, &script_dir, pid)?;
+    }
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
     for _ in 0..load.rounds {
-        for (index, variant) in variants.iter().enumerate() {
-            let (rps, errors) = run_wrk(
+        for ((variant, &port), runs) in variants.iter().zip(&ports).zip(runs.iter_mut()) {
+            runs.push(run_wrk(
                 &wrk,
-                port(index),
+                port,
                 variant,
                 load.duration,
-                load.connections,
+                load,
                 &script_dir,
-            )?;
-            rounds[index].push(rps);
-            non_2xx[index] += errors;
+                pid,
+            )?);
         }
     }
     let _ = std::fs::remove_dir_all(&script_dir);
     Ok(variants
         .iter()
-        .zip(rounds)
-        .zip(non_2xx)
-        .map(|((variant, mut measured), non_2xx)| {
-            let mut sorted = measured.clone();
-            sorted.sort_by(|a, b| a.total_cmp(b));
-            let rps = sorted[sorted.len() / 2];
-            measured.shrink_to_fit();
+        .zip(runs)
+        .map(|(variant, runs)| {
+            let rounds: Vec<f64> = runs.iter().map(|run| run.rps).collect();
+            let p50: Vec<f64> = runs.iter().map(|run| run.p50_us).collect();
+            let p99: Vec<f64> = runs.iter().map(|run| run.p99_us).collect();
             Measurement {
                 name: variant.name.clone(),
-                rps,
-                rounds: measured,
-                non_2xx,
+                rps: median(&rounds),
+                rounds,
+                p50_us: median(&p50),
+                p99_us: median(&p99),
+                non_2xx: runs.iter().map(|run| run.non_2xx).sum(),
+                cpu_rounds: runs.iter().map(|run| run.cpu_us).collect(),
             }
         })
         .collect())
 }
 
-/// A markdown table: rps, µs per request, and the cost above `baseline` (a variant name).
+/// A markdown table: rps and its spread, latency, 1e6/rps, Envoy's CPU time per request and its
+/// spread, and the CPU cost above `baseline` (a variant name).
 pub fn report(title: &str, measurements: &[Measurement], baseline: &str) -> String {
     let base = measurements
         .iter()
         .find(|m| m.name == baseline)
-        .map(Measurement::micros_per_request);
-    let mut out = format!("### {title}\n\n| variant | rps (median) | µs/request | above {baseline} | rounds | non-2xx |\n|---|---|---|---|---|---|\n");
+        .map(Measurement::cpu_us);
+    let mut out = format!(
+        "### {title}\n\n| variant | rps (median) | spread | p50 | p99 | 1e6/rps | Envoy CPU µs/request | spread | CPU above {baseline} | rounds (rps) | non-2xx |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
     for measurement in measurements {
         let above = base.map_or("-".to_string(), |base| {
-            format!("{:+.1} µs", measurement.micros_per_request() - base)
+            format!("{:+.1} µs", measurement.cpu_us() - base)
         });
         let rounds: Vec<String> = measurement
             .rounds
@@ -231,10 +426,15 @@ pub fn report(title: &str, measurements: &[Measurement], baseline: &str) -> Stri
             .map(|rps| format!("{rps:.0}"))
             .collect();
         out.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {} | {} | {} |\n",
+            "| {} | {:.0} | {:.1}% | {:.0} µs | {:.0} µs | {:.1} µs | {:.1} | {:.1}% | {} | {} | {} |\n",
             measurement.name,
             measurement.rps,
+            measurement.spread_percent(),
+            measurement.p50_us,
+            measurement.p99_us,
             measurement.micros_per_request(),
+            measurement.cpu_us(),
+            spread_percent(&measurement.cpu_rounds),
             above,
             rounds.join(" / "),
             measurement.non_2xx
@@ -242,25 +442,70 @@ pub fn report(title: &str, measurements: &[Measurement], baseline: &str) -> Stri
     }
     out
 }
+/// The hostcalls [`hostcall_module`] can repeat, and what one repetition does.
+pub const HOSTCALLS: &[(&str, &str)] = &[
+    (
+        "get",
+        "proxy_get_header_map_value(user-agent), which also calls the module's allocator",
+    ),
+    ("pairs", "proxy_get_header_map_pairs of the request headers"),
+    (
+        "pairs+set",
+        "proxy_get_header_map_pairs, then proxy_set_header_map_pairs of the same map (2 calls)",
+    ),
+    ("replace", "proxy_replace_header_map_value(x-client: alice)"),
+    ("add", "proxy_add_header_map_value(x-client: alice)"),
+    ("remove", "proxy_remove_header_map_value(x-internal-token)"),
+    ("metric", "proxy_increment_metric of a counter"),
+    ("time", "proxy_get_current_time_nanoseconds"),
+    ("shared_get", "proxy_get_shared_data of an 8-byte value"),
+    (
+        "shared_set",
+        "proxy_set_shared_data of an 8-byte value, no CAS",
+    ),
+];
 
-/// A module like [`noop_module`] whose request-headers callback makes `count` calls of one
-/// hostcall, to measure what a hostcall costs in Envoy: `get` (a header read, which also calls
-/// the module's allocator), `metric` (a counter increment) or `pairs` (all request headers).
-pub fn hostcall_module(call: &str, count: usize) -> Vec<u8> {
+/// A module like [`noop_module`] whose request-headers callback makes `count` repetitions of one
+/// of [`HOSTCALLS`], to measure what a hostcall costs in Envoy.
+pub fn hostcall_module(call: &str, count: usize) -> io::Result<Vec<u8>> {
     let one = match call {
         "get" => "(drop (call $get (i32.const 0) (i32.const 16) (i32.const 10) (i32.const 64) (i32.const 68)))",
+        "pairs" => "(drop (call $pairs (i32.const 0) (i32.const 64) (i32.const 68)))",
+        "pairs+set" => "(drop (call $pairs (i32.const 0) (i32.const 64) (i32.const 68))) (drop (call $set_pairs (i32.const 0) (i32.load (i32.const 64)) (i32.load (i32.const 68))))",
+        "replace" => "(drop (call $replace (i32.const 0) (i32.const 48) (i32.const 8) (i32.const 136) (i32.const 5)))",
+        "add" => "(drop (call $add (i32.const 0) (i32.const 48) (i32.const 8) (i32.const 136) (i32.const 5)))",
+        "remove" => "(drop (call $remove (i32.const 0) (i32.const 112) (i32.const 16)))",
         "metric" => "(drop (call $increment (global.get $metric) (i64.const 1)))",
-        _ => "(drop (call $pairs (i32.const 0) (i32.const 64) (i32.const 68)))",
+        "time" => "(drop (call $time (i32.const 96)))",
+        "shared_get" => "(drop (call $shared_get (i32.const 144) (i32.const 9) (i32.const 64) (i32.const 68) (i32.const 72)))",
+        "shared_set" => "(drop (call $shared_set (i32.const 144) (i32.const 9) (i32.const 96) (i32.const 8) (i32.const 0)))",
+        other => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unknown hostcall {other:?}"),
+            ))
+        }
     };
     let wat = format!(
         r#"(module
         (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
         (import "env" "proxy_get_header_map_pairs" (func $pairs (param i32 i32 i32) (result i32)))
+        (import "env" "proxy_set_header_map_pairs" (func $set_pairs (param i32 i32 i32) (result i32)))
+        (import "env" "proxy_replace_header_map_value" (func $replace (param i32 i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_remove_header_map_value" (func $remove (param i32 i32 i32) (result i32)))
         (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
         (import "env" "proxy_increment_metric" (func $increment (param i32 i64) (result i32)))
-        (memory (export "memory") 2)
+        (import "env" "proxy_get_current_time_nanoseconds" (func $time (param i32) (result i32)))
+        (import "env" "proxy_get_shared_data" (func $shared_get (param i32 i32 i32 i32 i32) (result i32)))
+        (import "env" "proxy_set_shared_data" (func $shared_set (param i32 i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 4)
         (data (i32.const 16) "user-agent")
         (data (i32.const 32) "bench_calls")
+        (data (i32.const 48) "x-client")
+        (data (i32.const 112) "x-internal-token")
+        (data (i32.const 136) "alice")
+        (data (i32.const 144) "bench_key")
         (global $metric (mut i32) (i32.const 0))
         (func (export "proxy_abi_version_0_2_1"))
         ;; A bump allocator reset by every request: results are never kept.
@@ -275,6 +520,7 @@ pub fn hostcall_module(call: &str, count: usize) -> Vec<u8> {
         (func (export "proxy_on_configure") (param i32 i32) (result i32)
             (drop (call $define (i32.const 0) (i32.const 32) (i32.const 11) (i32.const 80)))
             (global.set $metric (i32.load (i32.const 80)))
+            (drop (call $shared_set (i32.const 144) (i32.const 9) (i32.const 96) (i32.const 8) (i32.const 0)))
             (i32.const 1))
         (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
             (global.set $next (i32.const 4096))
@@ -286,11 +532,11 @@ pub fn hostcall_module(call: &str, count: usize) -> Vec<u8> {
         (func (export "proxy_on_delete") (param i32)))"#,
         calls = one.repeat(count)
     );
-    wat::parse_str(wat).expect("the hostcall module is valid WAT")
+    wat::parse_str(wat).map_err(io::Error::other)
 }
 
 /// A module that exports the proxy-wasm callbacks and does nothing: the ABI floor.
-pub fn noop_module() -> Vec<u8> {
+pub fn noop_module() -> io::Result<Vec<u8>> {
     let wat = r#"(module
         (memory (export "memory") 1)
         (func (export "proxy_abi_version_0_2_1"))
@@ -303,5 +549,5 @@ pub fn noop_module() -> Vec<u8> {
         (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
         (func (export "proxy_on_log") (param i32))
         (func (export "proxy_on_delete") (param i32)))"#;
-    wat::parse_str(wat).expect("the no-op module is valid WAT")
+    wat::parse_str(wat).map_err(io::Error::other)
 }

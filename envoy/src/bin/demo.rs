@@ -5,15 +5,25 @@
 #[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
 mod tokens;
 
-use envoy_harness::config::{config_template, fill_template};
+use envoy_harness::config::{
+    config_template, fill_template, filter_wasm, wasm_filter, BootstrapBuilder,
+};
 use envoy_harness::echo::CannedReply;
+use envoy_harness::process::workspace_root;
 use envoy_harness::{Bootstrap, EchoUpstream, Envoy, EnvoyOptions, Request, Response};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+use test_host::scenario::Scenario;
 
 const TEMPLATE: &str = "demo.yaml";
+
+/// Filters made with `make new` since: each runs on a listener of its own (the ports after PORT)
+/// with the config of its first scenario file, which the self-check plays in Envoy first.
+const NEW_FILTERS: &[&str] = &[
+    // make new: filters above.
+];
 
 fn main() -> ExitCode {
     match run() {
@@ -78,6 +88,18 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("Envoy did not start: {e}"))?;
     let token = demo_token("alice");
     self_check(port, &token)?;
+    let mut new_filters = Vec::new();
+    for (offset, name) in (1..).zip(NEW_FILTERS) {
+        let filter_port = port
+            .checked_add(offset)
+            .ok_or_else(|| format!("no port after {port} for {name}"))?;
+        new_filters.push(start_new_filter(
+            name,
+            filter_port,
+            upstream.port(),
+            &options,
+        )?);
+    }
     let base = format!("http://127.0.0.1:{port}");
     let mut tampered = token.clone();
     tampered.truncate(tampered.len() - 4);
@@ -111,10 +133,65 @@ fn run() -> Result<(), String> {
         "  curl -s http://127.0.0.1:{}/stats | grep -E 'jwt_auth|demo.http_local_rate_limit'",
         envoy.admin_port()
     );
+    for (_, text) in &new_filters {
+        println!("{text}");
+    }
     println!("\nPress Ctrl-C to stop.");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+/// Plays the first scenario file of filter `name` in Envoy, then starts Envoy with that filter,
+/// configured as the scenario is, on `port`; returns it and the lines that present it.
+fn start_new_filter(
+    name: &str,
+    port: u16,
+    upstream_port: u16,
+    options: &EnvoyOptions,
+) -> Result<(Envoy, String), String> {
+    let dir = workspace_root()
+        .join("filters")
+        .join(name)
+        .join("scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let file = files
+        .first()
+        .ok_or_else(|| format!("{}: no scenario file", dir.display()))?;
+    let scenario = Scenario::load(file).map_err(|e| e.to_string())?;
+    let reports = envoy_harness::scenario::run(&scenario)
+        .map_err(|e| format!("self-check of {name}: {e}"))?;
+    if let Some(report) = reports.iter().find(|report| !report.failures.is_empty()) {
+        return Err(format!(
+            "self-check failed: {name}: {}: {}",
+            report.name,
+            report.failures.join("; ")
+        ));
+    }
+    let module = filter_wasm(&scenario.filter);
+    let filter = wasm_filter(&scenario.filter, &module, &scenario.config);
+    let mut bootstrap = BootstrapBuilder::new(upstream_port)
+        .listener(name, vec![filter])
+        .build();
+    if let Some(listen) =
+        bootstrap.pointer_mut("/static_resources/listeners/0/address/socket_address/port_value")
+    {
+        *listen = json!(port);
+    }
+    let envoy = Envoy::start_with(bootstrap, options)
+        .map_err(|e| format!("Envoy with {name} did not start: {e}"))?;
+    let text = format!(
+        "\n{name} (filters/{name}/README.md) on http://127.0.0.1:{port}, configured as in {}, which passed in Envoy:\n  {}\n  curl -s -i http://127.0.0.1:{port}/",
+        file.strip_prefix(workspace_root()).unwrap_or(file).display(),
+        scenario.config
+    );
+    Ok((envoy, text))
 }
 
 fn failed(what: &str, response: &Response) -> String {
