@@ -85,8 +85,48 @@ pub fn check(root: &Path, models: &Path) -> Result<Vec<Finding>, String> {
         .map(|(file, value)| Document { file, value })
         .collect();
     findings.extend(schema::validate(models, &documents)?);
+    findings.extend(config_schemas(root, models, &loaded)?);
     findings.extend(semantic(root, &loaded)?);
     Ok(findings)
+}
+
+/// Each WasmPlugin's `pluginConfig` against its filter's committed `config.schema.json`.
+fn config_schemas(
+    root: &Path,
+    models: &Path,
+    docs: &[(String, Value)],
+) -> Result<Vec<Finding>, String> {
+    let mut schemas = Vec::new();
+    for (file, doc) in docs {
+        let Some(filter) = filter_of(file) else {
+            continue;
+        };
+        if doc["kind"] != "WasmPlugin" {
+            continue;
+        }
+        let path = root
+            .join("istio")
+            .join(filter)
+            .join(crate::CONFIG_SCHEMA_FILE);
+        // A missing or unreadable schema is already a drift finding.
+        let Some(schema) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        else {
+            continue;
+        };
+        schemas.push((file, schema, &doc["spec"]["pluginConfig"]));
+    }
+    let configs: Vec<schema::PluginConfig> = schemas
+        .iter()
+        .map(|(file, schema, config)| schema::PluginConfig {
+            file,
+            path: "spec.pluginConfig",
+            schema,
+            config,
+        })
+        .collect();
+    schema::validate_configs(models, &configs)
 }
 
 fn finding(file: &str, path: &str, message: &str) -> Finding {
@@ -179,7 +219,8 @@ fn semantic(root: &Path, docs: &[(String, Value)]) -> Result<Vec<Finding>, Strin
                             .insert(filter.to_string(), (file.clone(), (rank, -priority)));
                     }
                 }
-                if let Some((required, why)) = kind.required_phase {
+                if let Some((required, why)) = filters::required_phase(kind, &spec["pluginConfig"])
+                {
                     if phase != required {
                         add("spec.phase", format!("must be {required}: {why}"));
                     }

@@ -1,6 +1,8 @@
 //! The filters that ship Istio manifests, and how their configuration is checked natively.
 
+use crate::chain;
 use sdk_ext::config::{load, ConfigError};
+use serde_json::Value;
 
 /// A filter crate under `filters/` and its config loader.
 pub struct FilterKind {
@@ -14,10 +16,17 @@ pub struct FilterKind {
     pub required_phase: Option<(&'static str, &'static str)>,
 }
 
-/// Every filter with manifests. A new filter (for example `filters/chain`, whose example config
-/// composes several filters) adds a line here and an `istio/<name>/deploy.json`; until it does,
-/// `make istio` and `make istio-validate` fail and name the missing entry.
+/// Every filter with manifests, and the chain module. A new filter adds a line here and an
+/// `istio/<name>/deploy.json`; until it does, `make istio` and `make istio-validate` fail and name
+/// the missing entry.
 pub const FILTERS: &[FilterKind] = &[
+    FilterKind {
+        name: chain::NAME,
+        load_config: chain::load_config,
+        config_schema: || chain::config_schema(FILTERS),
+        // Derived from the filters the configuration lists: see `required_phase`.
+        required_phase: None,
+    },
     FilterKind {
         name: "header-rewrite",
         load_config: |bytes| {
@@ -46,4 +55,22 @@ pub const FILTERS: &[FilterKind] = &[
 /// The registered filter called `name`.
 pub fn kind(name: &str) -> Option<&'static FilterKind> {
     FILTERS.iter().find(|kind| kind.name == name)
+}
+
+/// The phase a plugin of `kind` configured with `plugin_config` must run in, and why. A chain
+/// inherits the requirement of the filters it lists (jwt-auth puts the whole chain in AUTHN).
+pub fn required_phase(kind: &FilterKind, plugin_config: &Value) -> Option<(&'static str, String)> {
+    if let Some((phase, why)) = kind.required_phase {
+        return Some((phase, why.to_string()));
+    }
+    if kind.name != chain::NAME {
+        return None;
+    }
+    chain::entry_names(plugin_config)
+        .into_iter()
+        .filter_map(|name| chain::entry_kind(FILTERS, name))
+        .find_map(|inner| {
+            let (phase, why) = inner.required_phase?;
+            Some((phase, format!("it holds {} ({why})", inner.name)))
+        })
 }

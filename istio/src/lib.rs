@@ -2,6 +2,7 @@
 //! upstream manifests from `istio/<filter>/deploy.json`; `make istio-validate` checks the
 //! committed files against Istio's CRD schemas, the filters' own config loaders and the generator.
 
+pub mod chain;
 pub mod check;
 pub mod deploy;
 pub mod filters;

@@ -1,6 +1,7 @@
 //! Checks manifests against Istio's CRD OpenAPI schemas as compiled in the npm package
 //! `@kubernetes-models/istio` (generated from Istio's `crd-all.gen.yaml`). Node runs the
 //! package's validators; `schema/check.mjs` adds the strictness they lack (unknown fields).
+//! `schema/config.mjs` checks plugin configurations against the filters' own JSON Schemas.
 
 use crate::check::Finding;
 use serde_json::{json, Value};
@@ -25,6 +26,39 @@ pub struct Document<'a> {
 
 /// Validates documents against the CRD schemas; each finding names the file and the field path.
 pub fn validate(models: &Path, docs: &[Document]) -> Result<Vec<Finding>, String> {
+    let input: Vec<Value> = docs
+        .iter()
+        .map(|doc| json!({"file": doc.file, "doc": doc.value}))
+        .collect();
+    run_node(models, "schema/check.mjs", &input)
+}
+
+/// A plugin configuration and the filter's `config.schema.json` it must match.
+pub struct PluginConfig<'a> {
+    /// The manifest holding it, relative to the root.
+    pub file: &'a str,
+    /// Its field path in the manifest (`spec.pluginConfig`).
+    pub path: &'a str,
+    /// The committed schema.
+    pub schema: &'a Value,
+    /// The configuration.
+    pub config: &'a Value,
+}
+
+/// Validates plugin configurations against their filters' JSON Schemas with the Ajv that
+/// `@kubernetes-models/istio` ships, the kind of tool an editor uses: each schema must compile
+/// and accept its configuration.
+pub fn validate_configs(models: &Path, configs: &[PluginConfig]) -> Result<Vec<Finding>, String> {
+    let input: Vec<Value> = configs
+        .iter()
+        .map(|c| json!({"file": c.file, "path": c.path, "schema": c.schema, "config": c.config}))
+        .collect();
+    run_node(models, "schema/config.mjs", &input)
+}
+
+/// Runs `script` (relative to this crate) with the package directory as its argument and
+/// `input` on stdin; it prints its findings as JSON.
+fn run_node(models: &Path, script: &str, input: &[Value]) -> Result<Vec<Finding>, String> {
     let package = models.join("node_modules/@kubernetes-models/istio");
     if !package.join("package.json").is_file() {
         return Err(format!(
@@ -32,11 +66,7 @@ pub fn validate(models: &Path, docs: &[Document]) -> Result<Vec<Finding>, String
             package.display()
         ));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.mjs");
-    let input: Vec<Value> = docs
-        .iter()
-        .map(|doc| json!({"file": doc.file, "doc": doc.value}))
-        .collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let mut child = Command::new("node")
         .arg(&script)
         .arg(&package)
@@ -47,7 +77,7 @@ pub fn validate(models: &Path, docs: &[Document]) -> Result<Vec<Finding>, String
         .map_err(|e| format!("node: {e}"))?;
     let mut stdin = child.stdin.take().ok_or("node: no stdin")?;
     stdin
-        .write_all(Value::Array(input).to_string().as_bytes())
+        .write_all(Value::Array(input.to_vec()).to_string().as_bytes())
         .map_err(|e| format!("node: {e}"))?;
     drop(stdin);
     let output = child.wait_with_output().map_err(|e| format!("node: {e}"))?;

@@ -405,12 +405,12 @@ fn an_envoy_filter_without_priority_is_ist0151() {
 #[test]
 fn a_new_filter_without_manifests_is_named() {
     let copy = Copy::new();
-    let chain = copy.path("filters/chain");
-    std::fs::create_dir_all(&chain).unwrap();
-    std::fs::write(chain.join("Cargo.toml"), "").unwrap();
+    let cors = copy.path("filters/cors");
+    std::fs::create_dir_all(&cors).unwrap();
+    std::fs::write(cors.join("Cargo.toml"), "").unwrap();
     let error = check(&copy.root, &models()).unwrap_err();
     assert!(
-        error.contains("filters/chain has no entry in istio/src/filters.rs"),
+        error.contains("filters/cors has no entry in istio/src/filters.rs"),
         "{error}"
     );
 }
@@ -459,4 +459,193 @@ fn config_schemas_are_generated_strict_and_checked_for_drift() {
     assert!(findings[0]
         .message
         .contains("differs from what `make istio` generates"));
+}
+
+#[test]
+fn a_chain_naming_an_unknown_filter_fails_at_its_name() {
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/chain/deploy.json",
+        "\"name\": \"rate-limit\"",
+        "\"name\": \"rate-limiter\"",
+    );
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        "istio/chain/wasmplugin.yaml",
+        "spec.pluginConfig.filters[1].name",
+        "rejected by chain: unknown filter \"rate-limiter\"; this module has: header-rewrite, jwt-auth, rate-limit",
+    );
+    assert_one_containing(
+        &findings,
+        "istio/chain/envoyfilter.yaml",
+        "spec.configPatches[0].patch.value.typed_config.config.configuration.value.filters[1].name",
+        "unknown filter \"rate-limiter\"",
+    );
+}
+
+#[test]
+fn a_bad_field_inside_a_chained_filter_is_named_by_its_position() {
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/chain/deploy.json",
+        "\"max_tokens\": 1000",
+        "\"max_tokens\": 0",
+    );
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        "istio/chain/wasmplugin.yaml",
+        "spec.pluginConfig.filters[1].config.token_bucket.max_tokens",
+        "rejected by chain: must be at least 1",
+    );
+    assert_one_containing(
+        &findings,
+        "istio/chain/envoyfilter.yaml",
+        "spec.configPatches[0].patch.value.typed_config.config.configuration.value.filters[1].config.token_bucket.max_tokens",
+        "must be at least 1",
+    );
+
+    // An unknown field is the composed filter's own error, with the chain's prefix.
+    let copy = Copy::new();
+    copy.edit_source("istio/chain/deploy.json", "\"audiences\"", "\"audience\"");
+    assert_one_containing(
+        &copy.check(),
+        "istio/chain/wasmplugin.yaml",
+        "spec.pluginConfig.filters[0].config.providers.example.audience",
+        "unknown field `audience`",
+    );
+}
+
+#[test]
+fn a_chain_holding_jwt_auth_must_be_in_authn() {
+    let copy = Copy::new();
+    copy.edit_source("istio/chain/deploy.json", "\"AUTHN\"", "\"STATS\"");
+    assert_one_containing(
+        &copy.check(),
+        "istio/chain/wasmplugin.yaml",
+        "spec.phase",
+        "must be AUTHN: it holds jwt-auth (it authenticates",
+    );
+}
+
+#[test]
+fn a_chain_without_jwt_auth_may_run_in_any_phase() {
+    let copy = Copy::new();
+    let deploy = copy.path("istio/chain/deploy.json");
+    let mut source: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&deploy).unwrap()).unwrap();
+    source["phase"] = "STATS".into();
+    let filters = source["plugin_config"]["filters"].as_array_mut().unwrap();
+    filters.retain(|entry| entry["name"] != "jwt-auth");
+    assert_eq!(filters.len(), 2);
+    std::fs::write(&deploy, source.to_string()).unwrap();
+    write_all(&copy.root).unwrap();
+    let findings = copy.check();
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn the_chain_schema_checks_each_config_against_its_filter() {
+    let root = workspace_root();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("istio/chain/config.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let item = &schema["properties"]["filters"]["items"];
+    assert_eq!(
+        item["properties"]["name"]["enum"],
+        serde_json::json!([
+            "header-rewrite",
+            "header_rewrite",
+            "jwt-auth",
+            "jwt_auth",
+            "rate-limit",
+            "rate_limit"
+        ])
+    );
+    let cases = item["allOf"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        let name = case["if"]["properties"]["name"]["enum"][0]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            case["then"]["properties"]["config"]["$ref"],
+            format!("#/$defs/{name}")
+        );
+        // The filter's root schema is its own config.schema.json, with its refs moved under it.
+        let own: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("istio").join(name).join("config.schema.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(schema["$defs"][name]["title"], own["title"]);
+        assert_eq!(schema["$defs"][name]["additionalProperties"], false);
+    }
+    // Every reference resolves inside the chain schema.
+    let text = serde_json::to_string(&schema).unwrap();
+    for target in text.split("\"$ref\":\"").skip(1) {
+        let target = &target[..target.find('"').unwrap()];
+        let pointer = target.strip_prefix('#').unwrap();
+        assert!(schema.pointer(pointer).is_some(), "dangling $ref {target}");
+    }
+}
+
+#[test]
+fn the_chain_holds_what_chain_wasm_is_built_with() {
+    // filters/chain's default features are the filters of chain.wasm; the checker must load
+    // the same set, or it would accept a name the module refuses.
+    let cargo = std::fs::read_to_string(workspace_root().join("filters/chain/Cargo.toml")).unwrap();
+    let line = cargo
+        .lines()
+        .find(|line| line.starts_with("default = ["))
+        .unwrap();
+    let built: Vec<&str> = line
+        .trim_start_matches("default = [")
+        .trim_end_matches(']')
+        .split(',')
+        .map(|name| name.trim().trim_matches('"'))
+        .collect();
+    let checked: Vec<String> = istio_manifests::chain::FACTORIES
+        .iter()
+        .map(|factory| factory.chain_name())
+        .collect();
+    assert_eq!(checked, built);
+}
+
+#[test]
+fn plugin_configs_are_checked_against_their_json_schema() {
+    // An editor using config.schema.json flags what the loader refuses, inside the chain too.
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/chain/deploy.json",
+        "\"stat_prefix\": \"chain\"",
+        "\"stat_prefix\": \"chain\", \"stat_prefixes\": 1",
+    );
+    let findings = copy.check();
+    let file = "istio/chain/wasmplugin.yaml";
+    let path = "spec.pluginConfig.filters[1].config.stat_prefixes";
+    assert_one_containing(
+        &findings,
+        file,
+        path,
+        "does not match config.schema.json: unknown field",
+    );
+    assert_one_containing(&findings, file, path, "rejected by chain: unknown field");
+
+    // A committed schema that no longer accepts the example fails, naming the field.
+    let copy = Copy::new();
+    copy.edit(
+        "istio/rate-limit/config.schema.json",
+        "\"stat_prefix\": {",
+        "\"stat_prefix\": {\"maxLength\": 2,",
+    );
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        "istio/rate-limit/wasmplugin.yaml",
+        "spec.pluginConfig.stat_prefix",
+        "does not match config.schema.json: must NOT have more than 2 characters",
+    );
 }
