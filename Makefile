@@ -16,15 +16,18 @@ WASM_TARGET := wasm32-wasip1
 ENVOY_DEFAULT := $(VENV)/envoy
 ENVOY_BIN ?= $(ENVOY_DEFAULT)
 WASM_OPT := $(TOOLS)/node_modules/.bin/wasm-opt
-# Features rustc enables for wasm32-wasip1 (plus simd128, from .cargo/config.toml); wasm-opt
-# must know them and adds none beyond them.
+# Features rustc enables for wasm32-wasip1 (plus simd128, which jwt-crypto's column sums enable
+# per function); wasm-opt must know them and adds none beyond them.
 WASM_OPT_FLAGS := -Os --strip-debug --strip-producers --enable-bulk-memory --enable-sign-ext \
 	--enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types \
 	--enable-multivalue --enable-simd
 
-FILTERS := $(notdir $(wildcard filters/*))
+# Every filter crate; filters/chain is the module builder, not a filter.
+FILTERS := $(filter-out chain,$(notdir $(wildcard filters/*)))
 FILTER_LIBS := $(subst -,_,$(FILTERS))
 RAW_WASM_DIR := target/$(WASM_TARGET)/release
+# Raw modules built from filters/chain: one per filter (standalone) and chain.wasm.
+MODULE_DIR := $(RAW_WASM_DIR)/modules
 FILTER_WASM_DIR := $(ROOT)/target/filters
 # Modules that exist only to test test-host and Envoy against each other.
 TEST_MODULES := proxy-wasm-probe sdk-ext-callout-probe
@@ -41,14 +44,16 @@ ISTIO_MODELS := $(ISTIO_MODELS_DIR)/node_modules/@kubernetes-models/istio/packag
 
 export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR
 
-.PHONY: help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci \
-	optimize lint fmt clean istio istio-validate istio-models envoy-config
+.PHONY: workspace-hack check-workspace-hack help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci \
+	optimize lint fmt clean istio istio-validate istio-models envoy-config new test-scaffold filter-exists
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
-	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy"
+	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy, and a filter made by make new (test-scaffold)"
+	@echo "make test FILTER=<name>  builds, then one filter's unit, test-host and e2e tests"
+	@echo "make new FILTER=<name>   a new filter crate in filters/<name>, from templates/filter/, joined to the chain, the demo and istio/"
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
-	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk)"
+	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk), the three filters as wasm, as one chain and native (bench/results/chain.md)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "make fuzz-crypto  jwt-auth's arithmetic fuzz, FUZZ_MILLIS per operation, random seed (JWT_FUZZ_SEED= replays)"
 	@echo "make oci    write istio/<filter>/image.json; with REGISTRY=host:port also push every image there"
@@ -81,39 +86,105 @@ $(WASM_OPT):
 	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error binaryen@$(BINARYEN_VERSION)
 	$@ --version
 
-# Filters are cdylib + rlib (the rlib is for filters/chain), and Cargo turns LTO off for a crate
-# that also emits an rlib. Asking rustc for the cdylib alone keeps LTO: 5-15% smaller modules.
+# Filter crates are rlibs that export nothing; filters/chain is the one cdylib. It is built once
+# per filter (`standalone` plus that filter's feature) and once with every filter (chain.wasm).
+# `cp -p` keeps cargo's timestamps, so an unchanged module is not optimized again.
 build: rust-target wasm-opt
+	@mkdir -p $(MODULE_DIR)
 	@for filter in $(FILTERS); do \
-		cargo rustc --release --target $(WASM_TARGET) -p $$filter --crate-type cdylib; \
+		cargo build --release --target $(WASM_TARGET) -p chain --no-default-features --features standalone,$$filter; \
+		cp -p $(RAW_WASM_DIR)/chain.wasm $(MODULE_DIR)/$${filter//-/_}.wasm; \
 	done
+	cargo build --release --target $(WASM_TARGET) -p chain
+	@cp -p $(RAW_WASM_DIR)/chain.wasm $(MODULE_DIR)/chain.wasm
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(TEST_MODULES))
 	@$(MAKE) --no-print-directory optimize
+	@# The modules now stand for the sources as they are, even where cargo had nothing to redo (a
+	@# Cargo.lock or manifest edit): the tests' freshness check compares them with their sources.
+	@touch $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm) $(FILTER_WASM_DIR)/chain.wasm
 
-optimize: $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm) $(TEST_MODULE_LIBS:%=$(TEST_MODULE_DIR)/%.wasm)
+optimize: $(FILTER_LIBS:%=$(FILTER_WASM_DIR)/%.wasm) $(FILTER_WASM_DIR)/chain.wasm \
+	$(TEST_MODULE_LIBS:%=$(TEST_MODULE_DIR)/%.wasm)
 
 $(TEST_MODULE_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm
 	@mkdir -p $(TEST_MODULE_DIR)
 	cp $< $@
 
-$(FILTER_WASM_DIR)/%.wasm: $(RAW_WASM_DIR)/%.wasm $(WASM_OPT)
+$(FILTER_WASM_DIR)/%.wasm: $(MODULE_DIR)/%.wasm $(WASM_OPT)
 	@mkdir -p $(FILTER_WASM_DIR)
 	$(WASM_OPT) $(WASM_OPT_FLAGS) $< -o $@
 	@printf '%-28s raw %8d bytes   optimized %8d bytes\n' $*.wasm $$(stat -c %s $<) $$(stat -c %s $@)
 
-# The jwt-auth crypto tests built for wasm32-wasip1 and run in V8 by Node (the lib's unit tests
-# and tests/crypto_ci), given test-name filters after `--`.
-WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt-auth/bench/run_wasm.mjs" \
-	cargo test --release --target $(WASM_TARGET) -p jwt-auth --lib --test crypto_ci
+# jwt-crypto's tests built for wasm32-wasip1 and run in V8 by Node (the lib's unit tests and
+# tests/crypto_ci), given test-name filters after `--`.
+WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt-auth/crypto/bench/run_wasm.mjs" \
+	cargo test --release --target $(WASM_TARGET) -p jwt-crypto --lib --test crypto_ci
 # Per-operation time of `make fuzz-crypto`, in milliseconds.
 FUZZ_MILLIS ?= 60000
 
+ifeq ($(FILTER),)
 test: build envoy docker-registry istio-models
 	cargo test --workspace
 	@$(MAKE) --no-print-directory istio-validate
 	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests, Wycheproof's vectors
 	@# and the bounded arithmetic fuzz also run in V8 (Node), in one cargo invocation.
 	$(WASM_CRYPTO_TESTS) -- bignum:: wycheproof_ fuzz_
+	@$(MAKE) --no-print-directory check-workspace-hack
+	@$(MAKE) --no-print-directory test-scaffold
+else
+# One filter's tests: its crate and the crates inside its directory (unit and test-host tests),
+# the scenario files in test-host and in Envoy, and the e2e files that load its module.
+FILTER_PACKAGES = $(shell sed -n '/^\[package\]/,/^\[/s/^name = "\(.*\)"/\1/p' filters/$(FILTER)/Cargo.toml filters/$(FILTER)/*/Cargo.toml 2>/dev/null)
+FILTER_E2E = $(sort scenarios $(basename $(notdir $(shell grep -l '"$(subst -,_,$(FILTER))"' envoy/tests/*.rs))))
+test: filter-exists build envoy
+	cargo test $(addprefix -p ,$(FILTER_PACKAGES))
+	cargo test -p test-host --test scenarios
+	cargo test -p envoy-harness $(addprefix --test ,$(FILTER_E2E))
+endif
+
+filter-exists:
+	@test -f filters/$(FILTER)/Cargo.toml -a "$(FILTER)" != chain || { echo "FILTER=$(FILTER): no such filter (one of: $(FILTERS))" >&2; exit 1; }
+
+# `make new FILTER=<name>`: filters/<name> from templates/filter/, joined to filters/chain (a
+# feature, in the default set), the demo, and istio/ (a config loader entry, deploy.json,
+# manifests).
+new:
+	@test -n "$(FILTER)" || { echo "usage: make new FILTER=<kebab-case-name>" >&2; exit 1; }
+	python3 templates/scaffold.py new $(FILTER)
+	cargo fmt -p $(FILTER)
+	cargo run --quiet -p istio-manifests -- write
+	@echo "next: make test FILTER=$(FILTER)"
+
+# A filter made by `make new` in a copy of this tree (git's files as they are in the working
+# tree), checked against README.md's "Write a filter", built and tested there. The copy builds in
+# this tree's target directory: registry crates come from the workspace build (same features,
+# through workspace-hack), so only the copy's own crates are compiled.
+SCAFFOLD_DIR := $(ROOT)/target/scaffold
+# The name README.md's "Write a filter" shows.
+SCAFFOLD_FILTER := hello
+# The files make new adds a filter to; a second make new of the same name must leave them as they are.
+SCAFFOLD_JOINS := filters/chain/Cargo.toml filters/chain/src/lib.rs istio/Cargo.toml istio/src/filters.rs \
+	envoy/src/bin/demo.rs
+test-scaffold: rust-target wasm-opt istio-models
+	@rm -rf $(SCAFFOLD_DIR)/tree
+	@mkdir -p $(SCAFFOLD_DIR)/tree $(SCAFFOLD_DIR)/filters
+	@# tar keeps modification times, so cargo reuses what it built from unchanged files.
+	@git ls-files -z --cached --others --exclude-standard \
+		| while IFS= read -r -d '' file; do test -e "$$file" && printf '%s\0' "$$file"; done \
+		| tar --null -T - -cf - | tar -xf - -C $(SCAFFOLD_DIR)/tree
+	cd $(SCAFFOLD_DIR)/tree && export CARGO_TARGET_DIR=$(ROOT)/target && \
+		$(MAKE) --no-print-directory new FILTER=$(SCAFFOLD_FILTER) && \
+		joined=$$(cat $(SCAFFOLD_JOINS) | md5sum) && rm -r filters/$(SCAFFOLD_FILTER) && \
+		python3 templates/scaffold.py new $(SCAFFOLD_FILTER) >/dev/null && cargo fmt -p $(SCAFFOLD_FILTER) && \
+		{ test "$$joined" = "$$(cat $(SCAFFOLD_JOINS) | md5sum)" || \
+			{ echo "test-scaffold: a second make new changed $(SCAFFOLD_JOINS)" >&2; exit 1; }; } && \
+		python3 templates/scaffold.py check-readme $(SCAFFOLD_FILTER) && \
+		cargo run --quiet -p istio-manifests -- check && \
+		cargo build --release --target $(WASM_TARGET) -p chain --no-default-features \
+			--features standalone,$(SCAFFOLD_FILTER) && \
+		$(WASM_OPT) $(WASM_OPT_FLAGS) $$CARGO_TARGET_DIR/$(WASM_TARGET)/release/chain.wasm \
+			-o $(SCAFFOLD_DIR)/filters/$(subst -,_,$(SCAFFOLD_FILTER)).wasm && \
+		FILTER_WASM_DIR=$(SCAFFOLD_DIR)/filters cargo test -p $(SCAFFOLD_FILTER)
 
 # The arithmetic fuzz of tests/crypto_ci for FUZZ_MILLIS per operation, natively and in V8, with
 # a random seed (JWT_FUZZ_SEED=<seed> replays one).
@@ -121,13 +192,23 @@ fuzz-crypto: rust-target
 	@seed=$${JWT_FUZZ_SEED:-$$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}; \
 	echo "fuzz-crypto: JWT_FUZZ_SEED=$$seed FUZZ_MILLIS=$(FUZZ_MILLIS)"; \
 	export JWT_FUZZ_SEED=$$seed JWT_FUZZ_MILLIS=$(FUZZ_MILLIS); \
-	cargo test -p jwt-auth --test crypto_ci -- fuzz_ --nocapture; \
+	cargo test -p jwt-crypto --test crypto_ci -- fuzz_ --nocapture; \
 	$(WASM_CRYPTO_TESTS) -- fuzz_ --nocapture
 
 run: build envoy
 	cargo run --quiet -p envoy-harness --bin demo -- --port $(PORT)
 
+# Empty filters on sdk-ext and on the proxy-wasm crate: the chain benchmark compares what the
+# filter contract costs per request against the crate it replaced.
+BENCH_MODULES := bench-empty-sdk-ext bench-empty-proxy-wasm
+BENCH_MODULE_DIR := $(ROOT)/target/bench-modules
+
 bench: build envoy wrk
+	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(BENCH_MODULES))
+	@mkdir -p $(BENCH_MODULE_DIR)
+	@for module in $(subst -,_,$(BENCH_MODULES)); do \
+		$(WASM_OPT) $(WASM_OPT_FLAGS) $(RAW_WASM_DIR)/$$module.wasm -o $(BENCH_MODULE_DIR)/$$module.wasm; \
+	done
 	cargo bench -p test-host --bench lifecycle
 	cargo bench -p jwt-auth --bench filter
 	cargo run --quiet -p envoy-harness --bin bench
@@ -168,10 +249,31 @@ ifneq ($(REGISTRY),)
 	cargo run --quiet -p istio-oci -- push --registry $(REGISTRY)
 endif
 
+# Regenerates workspace-hack/ (cargo-hakari, installed on first use) after a dependency change.
+workspace-hack:
+	@command -v cargo-hakari >/dev/null || cargo install --locked cargo-hakari
+	cargo hakari generate
+
+# `cargo test -p <filter>` must reuse the workspace's build of every registry crate: a crate built
+# again means workspace-hack/ is out of date. Run after `cargo test --workspace`.
+check-workspace-hack:
+	@cargo test -p header-rewrite --lib --no-run --message-format=json 2>/dev/null | python3 -c '\
+	import json, sys; \
+	messages = [json.loads(line) for line in sys.stdin]; \
+	built = [m for m in messages if m.get("reason") == "compiler-artifact"]; \
+	finished = [m for m in messages if m.get("reason") == "build-finished"]; \
+	rebuilt = sorted({m["target"]["name"] for m in built \
+	    if not m["fresh"] and m["package_id"].startswith("registry+")}); \
+	sys.exit("cargo test -p header-rewrite did not build") if not built or not finished \
+	    or not finished[-1]["success"] else None; \
+	sys.exit("cargo test -p header-rewrite rebuilt registry crates with other features: " \
+	    + ", ".join(rebuilt) + "; run make workspace-hack") if rebuilt \
+	    else print("workspace-hack: cargo test -p reuses the workspace build of", len(built), "crates")'
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS)) -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS)) -p chain -- -D warnings
 
 fmt:
 	cargo fmt --all
