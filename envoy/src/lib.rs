@@ -24,4 +24,4 @@ pub use echo::{CannedReply, EchoUpstream, ReceivedRequest};
 pub use process::{
     envoy_binary, run_expecting_exit, validate, Bootstrap, Envoy, EnvoyOptions, Exited,
 };
-pub use servers::{HangingServer, RecordingUpstream};
+pub use servers::{process_fixture, HangingServer, RecordingUpstream};

@@ -111,3 +111,41 @@ fn serve(mut connection: TcpStream, record: &Mutex<Vec<u8>>) {
     }
     let _ = connection.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\nreached");
 }
+
+/// A fixture built once per test binary and shared by its tests, e.g. one Envoy for every test
+/// of a file. Envoy dies with the thread that started it (PR_SET_PDEATHSIG), so `start` runs on a
+/// thread that outlives every test; a panic in `start` fails each test that asks, with its message.
+///
+/// ```ignore
+/// fn fixture() -> &'static Fixture {
+///     static FIXTURE: OnceLock<Result<Fixture, String>> = OnceLock::new();
+///     static STARTER: Once = Once::new();
+///     envoy_harness::process_fixture(&FIXTURE, &STARTER, start_fixture)
+/// }
+/// ```
+pub fn process_fixture<T: Send + Sync + 'static>(
+    cell: &'static std::sync::OnceLock<Result<T, String>>,
+    starter: &'static std::sync::Once,
+    start: fn() -> T,
+) -> &'static T {
+    starter.call_once(|| {
+        thread::spawn(move || {
+            cell.get_or_init(|| {
+                std::panic::catch_unwind(start).map_err(|panic| {
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                        .unwrap_or_else(|| "the fixture did not start".into())
+                })
+            });
+            loop {
+                thread::park();
+            }
+        });
+    });
+    match cell.wait() {
+        Ok(fixture) => fixture,
+        Err(error) => panic!("{error}"),
+    }
+}

@@ -108,27 +108,7 @@ fn routes() -> Value {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Result<Fixture, String>> = OnceLock::new();
     static STARTER: Once = Once::new();
-    // Envoy dies with the thread that started it (PR_SET_PDEATHSIG), so a thread that outlives
-    // every test starts it.
-    STARTER.call_once(|| {
-        thread::spawn(|| {
-            FIXTURE.get_or_init(|| {
-                std::panic::catch_unwind(start_fixture).map_err(|panic| {
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .unwrap_or_else(|| "the fixture did not start".into())
-                })
-            });
-            loop {
-                thread::park();
-            }
-        });
-    });
-    FIXTURE
-        .wait()
-        .as_ref()
-        .unwrap_or_else(|error| panic!("{error}"))
+    envoy_harness::process_fixture(&FIXTURE, &STARTER, start_fixture)
 }
 
 fn start_fixture() -> Fixture {

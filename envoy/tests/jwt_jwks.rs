@@ -6,13 +6,14 @@
 mod tokens;
 
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
-use envoy_harness::{CannedReply, EchoUpstream, Envoy, EnvoyOptions, Request, Response};
+use envoy_harness::{
+    CannedReply, EchoUpstream, Envoy, EnvoyOptions, HangingServer, Request, Response,
+};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Once, OnceLock};
+use std::net::TcpStream;
+use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 use tokens::*;
@@ -21,38 +22,6 @@ const HANGING_ISSUER: &str = "https://hanging.example";
 const ROTATING_ISSUER: &str = "https://issuer.example";
 const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 const CACHE_DURATION: Duration = Duration::from_secs(2);
-
-/// A JWKS server that accepts connections and never answers.
-struct HangingServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl HangingServer {
-    fn start() -> HangingServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        thread::spawn(move || {
-            let mut held: Vec<TcpStream> = Vec::new();
-            while !stopped.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((connection, _)) => held.push(connection),
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        HangingServer { port, stop }
-    }
-}
-
-impl Drop for HangingServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 struct Fixture {
     envoy: Envoy,
@@ -88,32 +57,12 @@ fn jwks_of(algs: &[Algorithm]) -> CannedReply {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Result<Fixture, String>> = OnceLock::new();
     static STARTER: Once = Once::new();
-    // Envoy dies with the thread that started it (PR_SET_PDEATHSIG), so a thread that outlives
-    // every test starts it.
-    STARTER.call_once(|| {
-        thread::spawn(|| {
-            FIXTURE.get_or_init(|| {
-                std::panic::catch_unwind(start_fixture).map_err(|panic| {
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .unwrap_or_else(|| "the fixture did not start".into())
-                })
-            });
-            loop {
-                thread::park();
-            }
-        });
-    });
-    FIXTURE
-        .wait()
-        .as_ref()
-        .unwrap_or_else(|error| panic!("{error}"))
+    envoy_harness::process_fixture(&FIXTURE, &STARTER, start_fixture)
 }
 
 fn start_fixture() -> Fixture {
     let upstream = EchoUpstream::start().unwrap();
-    let hanging = HangingServer::start();
+    let hanging = HangingServer::start().unwrap();
     let rotating_keys = EchoUpstream::start().unwrap();
     rotating_keys.reply_always(jwks_of(&[Algorithm::RS256]));
     let config = json!({
@@ -139,7 +88,7 @@ fn start_fixture() -> Fixture {
             "wasm",
             vec![wasm_filter("jwt_auth", &filter_wasm("jwt_auth"), &config)],
         )
-        .cluster("hanging", hanging.port)
+        .cluster("hanging", hanging.port())
         .cluster("rotating", rotating_keys.port())
         .build();
     let options = EnvoyOptions {
