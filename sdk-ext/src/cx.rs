@@ -10,7 +10,7 @@ use crate::headers::Headers;
 use crate::host::{BufferType, Host, MapType, Status};
 use crate::shared_data::SharedData;
 use crate::wire::encode_pairs;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::time::Duration;
 
@@ -35,12 +35,21 @@ pub struct Cx<'a> {
     pub(crate) effects: &'a RefCell<Effects>,
     /// The stream whose callbacks run, `None` in the root.
     pub(crate) stream: Option<u32>,
+    /// Host time, read once per host callback for every filter it runs.
+    pub(crate) clock: &'a Cell<Option<u64>>,
 }
 
 impl<'a> Cx<'a> {
-    /// Host time in nanoseconds since the Unix epoch (`proxy_get_current_time_nanoseconds`).
+    /// Host time in nanoseconds since the Unix epoch (`proxy_get_current_time_nanoseconds`),
+    /// read once per host callback: every filter of a chain sees the same instant, for one
+    /// hostcall.
     pub fn now_nanos(&self) -> Result<u64, Status> {
-        self.host.now_nanos()
+        if let Some(now) = self.clock.get() {
+            return Ok(now);
+        }
+        let now = self.host.now_nanos()?;
+        self.clock.set(Some(now));
+        Ok(now)
     }
 
     /// A property by its path segments, e.g. `&["source", "address"]` (`proxy_get_property`);

@@ -12,7 +12,7 @@ use crate::cx::{Cx, Effects, HttpCx, RootCx};
 use crate::filter::{Action, AnyRoot, Factory, HttpFilter};
 use crate::host::{BufferType, Host, StreamType};
 use serde::Deserialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
@@ -109,6 +109,8 @@ pub struct Dispatcher {
     streams: IdMap<Stream>,
     calls: IdMap<CallOwner>,
     config_error: Option<ConfigError>,
+    /// Host time as read in the running callback (see [`Cx::now_nanos`]).
+    clock: Cell<Option<u64>>,
 }
 
 /// The chain's configuration.
@@ -169,6 +171,7 @@ impl Dispatcher {
             streams: IdMap::default(),
             calls: IdMap::default(),
             config_error: None,
+            clock: Cell::new(None),
         }
     }
 
@@ -185,6 +188,7 @@ impl Dispatcher {
     /// `proxy_on_context_create`: a root context (plugin) when `root_context_id` is 0, else a
     /// stream of that plugin.
     pub fn on_context_create(&mut self, context_id: u32, root_context_id: u32) {
+        self.clock.set(None);
         if root_context_id == 0 {
             self.plugins.insert(context_id, Plugin::default());
             return;
@@ -211,6 +215,7 @@ impl Dispatcher {
 
     /// `proxy_on_configure`: reads and applies the plugin configuration; false refuses it.
     pub fn on_configure(&mut self, root_context_id: u32, configuration_size: usize) -> bool {
+        self.clock.set(None);
         if let Ok(level) = self.host.log_level() {
             log::set_max_level(crate::logging::level_filter(level));
         }
@@ -307,6 +312,7 @@ impl Dispatcher {
                         namespace: &namespace,
                         effects: &cell,
                         stream: None,
+                        clock: &self.clock,
                     },
                 };
                 factory
@@ -328,7 +334,9 @@ impl Dispatcher {
     /// ticks at the shortest period, so a filter asking for that one gets every tick, as it
     /// would alone; a filter with a longer period gets the first tick at or past its due time.
     pub fn on_tick(&mut self, root_context_id: u32) {
-        let now = self.host.now_nanos().unwrap_or(0);
+        let read = self.host.now_nanos();
+        self.clock.set(read.ok());
+        let now = read.unwrap_or(0);
         let due: Vec<usize> = match self.plugins.get(&root_context_id) {
             Some(plugin) => plugin
                 .slots
@@ -373,6 +381,7 @@ impl Dispatcher {
                 namespace: &slot.namespace,
                 effects: &cell,
                 stream: None,
+                clock: &self.clock,
             },
         };
         call(&*slot.root, &mut cx);
@@ -478,6 +487,7 @@ impl Dispatcher {
                     namespace,
                     effects: &cell,
                     stream: Some(context_id),
+                    clock: &self.clock,
                 },
                 context_id,
             };
@@ -692,21 +702,25 @@ impl Dispatcher {
 
     /// `proxy_on_request_headers`.
     pub fn on_request_headers(&mut self, context_id: u32, end_of_stream: bool) -> Action {
+        self.clock.set(None);
         self.headers(context_id, StreamType::Request, end_of_stream)
     }
 
     /// `proxy_on_request_body`.
     pub fn on_request_body(&mut self, context_id: u32, size: usize, end_of_stream: bool) -> Action {
+        self.clock.set(None);
         self.body(context_id, StreamType::Request, size, end_of_stream)
     }
 
     /// `proxy_on_request_trailers`.
     pub fn on_request_trailers(&mut self, context_id: u32) -> Action {
+        self.clock.set(None);
         self.trailers(context_id, StreamType::Request)
     }
 
     /// `proxy_on_response_headers`.
     pub fn on_response_headers(&mut self, context_id: u32, end_of_stream: bool) -> Action {
+        self.clock.set(None);
         self.headers(context_id, StreamType::Response, end_of_stream)
     }
 
@@ -717,16 +731,19 @@ impl Dispatcher {
         size: usize,
         end_of_stream: bool,
     ) -> Action {
+        self.clock.set(None);
         self.body(context_id, StreamType::Response, size, end_of_stream)
     }
 
     /// `proxy_on_response_trailers`.
     pub fn on_response_trailers(&mut self, context_id: u32) -> Action {
+        self.clock.set(None);
         self.trailers(context_id, StreamType::Response)
     }
 
     /// `proxy_on_log`: every filter's `on_log`, in chain order.
     pub fn on_log(&mut self, context_id: u32) {
+        self.clock.set(None);
         let count = self
             .streams
             .get(&context_id)
@@ -743,6 +760,7 @@ impl Dispatcher {
 
     /// `proxy_on_delete`: forgets the stream or plugin (its filters are dropped).
     pub fn on_delete(&mut self, context_id: u32) {
+        self.clock.set(None);
         if self.streams.remove(&context_id).is_none() && self.plugins.remove(&context_id).is_some()
         {
             self.calls.retain(|_, owner| owner.plugin != context_id);
@@ -758,6 +776,7 @@ impl Dispatcher {
         body_size: usize,
         num_trailers: usize,
     ) {
+        self.clock.set(None);
         let Some(owner) = self.calls.remove(&token) else {
             return;
         };

@@ -122,6 +122,7 @@ struct State {
     tick_millis: u32,
     plugin_config: Vec<u8>,
     failing: Vec<&'static str>,
+    calls_made: HashMap<&'static str, usize>,
 }
 
 /// The in-memory host of one worker. Observe it after driving a [`FakeModule`].
@@ -151,7 +152,8 @@ impl FakeHost {
     /// `get_header_map_value`, `get_header_map_pairs`, `add_header_map_value`,
     /// `replace_header_map_value`, `remove_header_map_value`, `get_buffer_bytes`,
     /// `set_buffer_bytes`, `get_property`, `send_local_response`, `http_call`,
-    /// `get_shared_data`, `set_shared_data`, `define_metric`, `get_current_time_nanoseconds`.
+    /// `get_shared_data`, `set_shared_data`, `define_metric`, `increment_metric`, `record_metric`,
+    /// `get_current_time_nanoseconds`.
     pub fn fail(&self, hostcall: &'static str) {
         self.state.borrow_mut().failing.push(hostcall);
     }
@@ -164,7 +166,37 @@ impl FakeHost {
             .retain(|name| *name != hostcall);
     }
 
+    /// How many times the filters made `hostcall` (the names [`fail`](Self::fail) takes), for
+    /// tests of what a request costs in hostcalls.
+    pub fn hostcalls(&self, hostcall: &str) -> usize {
+        self.state
+            .borrow()
+            .calls_made
+            .get(hostcall)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every hostcall counted so far, by name, sorted.
+    pub fn hostcall_counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<_> = self
+            .state
+            .borrow()
+            .calls_made
+            .iter()
+            .map(|(name, count)| (*name, *count))
+            .collect();
+        counts.sort();
+        counts
+    }
+
     fn check(&self, hostcall: &'static str) -> Result<(), Status> {
+        *self
+            .state
+            .borrow_mut()
+            .calls_made
+            .entry(hostcall)
+            .or_default() += 1;
         if self.fails(hostcall) {
             Err(Status::InternalFailure)
         } else {
@@ -447,9 +479,7 @@ impl Host for FakeHost {
         body: &[u8],
         timeout_millis: u32,
     ) -> Result<u32, Status> {
-        if self.fails("http_call") {
-            return Err(Status::InternalFailure);
-        }
+        self.check("http_call")?;
         let headers = decode_pairs(headers).ok_or(Status::BadArgument)?;
         let mut state = self.state.borrow_mut();
         state.next_token += 1;
@@ -480,16 +510,12 @@ impl Host for FakeHost {
     }
 
     fn shared_data(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status> {
-        if self.fails("get_shared_data") {
-            return Err(Status::InternalFailure);
-        }
+        self.check("get_shared_data")?;
         Ok(self.common.borrow().shared.get(key).cloned())
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
-        if self.fails("set_shared_data") {
-            return Err(Status::InternalFailure);
-        }
+        self.check("set_shared_data")?;
         let slipped = {
             let mut common = self.common.borrow_mut();
             let at = common.interleaved.iter().position(|(k, _)| k == key);
@@ -513,9 +539,7 @@ impl Host for FakeHost {
     }
 
     fn define_metric(&self, kind: MetricType, name: &str) -> Result<u32, Status> {
-        if self.fails("define_metric") {
-            return Err(Status::InternalFailure);
-        }
+        self.check("define_metric")?;
         let mut state = self.state.borrow_mut();
         if let Some(id) = state.metrics.iter().position(|m| m.name == name) {
             return u32::try_from(id).map_err(|_| Status::InternalFailure);
@@ -529,6 +553,7 @@ impl Host for FakeHost {
     }
 
     fn increment_metric(&self, id: u32, delta: i64) -> Result<(), Status> {
+        self.check("increment_metric")?;
         let mut state = self.state.borrow_mut();
         let metric = state.metrics.get_mut(id as usize).ok_or(Status::NotFound)?;
         if metric.kind == MetricType::Histogram {
@@ -539,6 +564,7 @@ impl Host for FakeHost {
     }
 
     fn record_metric(&self, id: u32, value: u64) -> Result<(), Status> {
+        self.check("record_metric")?;
         let mut state = self.state.borrow_mut();
         let metric = state.metrics.get_mut(id as usize).ok_or(Status::NotFound)?;
         metric.value = i64::try_from(value).unwrap_or(i64::MAX);

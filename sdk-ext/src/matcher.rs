@@ -13,6 +13,7 @@ use crate::config::{validate_each, ConfigError};
 use crate::validate::{header_name, Pseudo};
 use regex_lite::Regex;
 use serde::Deserialize;
+use std::borrow::Cow;
 
 /// `RouteMatch` as configured.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -275,46 +276,73 @@ impl HeaderMatcher {
 
     /// Whether the header, given its value (`None` when absent), matches.
     pub fn matches(&self, value: Option<&[u8]>) -> bool {
-        let value = match value {
-            None if self.missing_as_empty => Some(&b""[..]),
-            other => other,
-        };
-        let matched = match (&self.rule, value) {
-            (HeaderRule::Present(present), value) => value.is_some() == *present,
-            (HeaderRule::Value(matcher), Some(value)) => matcher.matches(value),
-            (HeaderRule::Value(_), None) => false,
-        };
-        matched != self.invert
+        self.matches_values(value)
+    }
+
+    /// Whether the header, given all of its values, matches, as Envoy 1.40 matches headers
+    /// (checked against native rbac): each value of a repeated header is matched on its own and
+    /// any one may match, then `invert_match` applies; an absent header fails every value rule,
+    /// inverted or not, and `invert_match` flips only `present_match` for it.
+    pub fn matches_values<'v>(&self, values: impl IntoIterator<Item = &'v [u8]>) -> bool {
+        let mut values = values.into_iter().peekable();
+        if values.peek().is_none() {
+            return match &self.rule {
+                _ if self.missing_as_empty => self.rule_matches(b"") != self.invert,
+                HeaderRule::Present(present) => *present == self.invert,
+                HeaderRule::Value(_) => false,
+            };
+        }
+        values.any(|value| self.rule_matches(value)) != self.invert
+    }
+
+    /// The rule on one present value, before `invert_match`.
+    fn rule_matches(&self, value: &[u8]) -> bool {
+        match &self.rule {
+            HeaderRule::Present(present) => *present,
+            HeaderRule::Value(matcher) => matcher.matches(value),
+        }
     }
 }
 
-/// What a route match reads from the request.
+/// What a route match reads from the request: borrowed where the request is already in memory
+/// (a [`Snapshot`](crate::headers::Snapshot)), so a match on it allocates nothing.
 pub trait RequestView {
     /// The `:path` header.
-    fn path(&self) -> Option<Vec<u8>>;
+    fn path(&self) -> Option<Cow<'_, [u8]>>;
     /// A request header's value.
-    fn header(&self, name: &str) -> Option<Vec<u8>>;
+    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>>;
+
+    /// Whether `matcher` matches the request. A view that reads headers one hostcall at a time
+    /// sees only a repeated header's first value (`proxy_get_header_map_value`), a snapshot
+    /// sees them all.
+    fn header_matches(&self, matcher: &HeaderMatcher) -> bool {
+        matcher.matches(self.header(matcher.name()).as_deref())
+    }
 }
 
 /// The request headers of the running stream, read live (one hostcall per lookup).
 impl RequestView for crate::headers::Headers<'_> {
-    fn path(&self) -> Option<Vec<u8>> {
-        self.get(":path").ok().flatten()
+    fn path(&self) -> Option<Cow<'_, [u8]>> {
+        self.get(":path").ok().flatten().map(Cow::Owned)
     }
 
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        self.get(name).ok().flatten()
+    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        self.get(name).ok().flatten().map(Cow::Owned)
     }
 }
 
 /// A snapshot of the request headers (no hostcall per lookup).
 impl RequestView for crate::headers::Snapshot {
-    fn path(&self) -> Option<Vec<u8>> {
-        self.get(":path").map(<[u8]>::to_vec)
+    fn path(&self) -> Option<Cow<'_, [u8]>> {
+        self.get(":path").map(Cow::Borrowed)
     }
 
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        self.get(name).map(<[u8]>::to_vec)
+    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        self.get(name).map(Cow::Borrowed)
+    }
+
+    fn header_matches(&self, matcher: &HeaderMatcher) -> bool {
+        matcher.matches_values(self.get_all(matcher.name()))
     }
 }
 
@@ -399,20 +427,15 @@ impl RouteMatch {
         };
         let path = String::from_utf8_lossy(&raw_path);
         let without_query = path.split(['?', '#']).next().unwrap_or_default();
-        let folded = |text: &str| {
-            if self.case_sensitive {
-                text.to_string()
-            } else {
-                text.to_ascii_lowercase()
-            }
-        };
+        let case_sensitive = self.case_sensitive;
+        let folded = |text| fold_case(text, case_sensitive);
         let path_matches = match &self.path {
             PathRule::Prefix(prefix) => folded(&path).starts_with(prefix.as_str()),
-            PathRule::Exact(exact) => folded(without_query) == *exact,
+            PathRule::Exact(exact) => *folded(without_query) == **exact,
             PathRule::Regex(regex) => regex.is_match(without_query),
             PathRule::SeparatedPrefix(prefix) => {
                 let candidate = folded(without_query);
-                candidate == *prefix
+                *candidate == **prefix
                     || candidate
                         .strip_prefix(prefix.as_str())
                         .is_some_and(|rest| rest.starts_with('/'))
@@ -422,7 +445,16 @@ impl RouteMatch {
             && self
                 .headers
                 .iter()
-                .all(|matcher| matcher.matches(request.header(matcher.name()).as_deref()))
+                .all(|matcher| request.header_matches(matcher))
+    }
+}
+
+/// `text` as the path rules compare it: as is, or lower-cased when matching ignores case.
+fn fold_case(text: &str, case_sensitive: bool) -> Cow<'_, str> {
+    if case_sensitive {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.to_ascii_lowercase())
     }
 }
 
@@ -434,11 +466,13 @@ mod tests {
     struct Request(HashMap<&'static str, &'static str>);
 
     impl RequestView for Request {
-        fn path(&self) -> Option<Vec<u8>> {
+        fn path(&self) -> Option<Cow<'_, [u8]>> {
             self.header(":path")
         }
-        fn header(&self, name: &str) -> Option<Vec<u8>> {
-            self.0.get(name).map(|value| value.as_bytes().to_vec())
+        fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+            self.0
+                .get(name)
+                .map(|value| Cow::Borrowed(value.as_bytes()))
         }
     }
 
@@ -486,10 +520,16 @@ mod tests {
             {"name": "x-tenant", "safe_regex_match": {"regex": "t-[a-z]+"}, "invert_match": true}
         ]}))
         .unwrap();
-        assert!(route.matches(&request("/", &[("x-env", "prod")])));
-        assert!(!route.matches(&request("/", &[("x-env", "prod"), ("x-debug", "1")])));
-        assert!(!route.matches(&request("/", &[("x-env", "prod"), ("x-tenant", "t-acme")])));
         assert!(route.matches(&request("/", &[("x-env", "prod"), ("x-tenant", "T-ACME")])));
+        assert!(!route.matches(&request("/", &[("x-env", "prod"), ("x-tenant", "t-acme")])));
+        assert!(
+            !route.matches(&request("/", &[("x-env", "prod")])),
+            "an absent header fails an inverted value rule too"
+        );
+        assert!(!route.matches(&request(
+            "/",
+            &[("x-env", "prod"), ("x-tenant", "T"), ("x-debug", "1")]
+        )));
         assert!(
             !route.matches(&request("/", &[])),
             "a missing header does not match a value"
@@ -498,6 +538,35 @@ mod tests {
             {"name": "x-a", "string_match": {"exact": ""}, "treat_missing_header_as_empty": true}]}))
         .unwrap();
         assert!(empty.matches(&request("/", &[])));
+    }
+
+    #[test]
+    fn a_repeated_header_matches_value_by_value_then_inverts() {
+        let matcher = |json: serde_json::Value| {
+            serde_json::from_value::<HeaderMatcherConfig>(json)
+                .unwrap()
+                .compile()
+                .unwrap()
+        };
+        let exact =
+            matcher(serde_json::json!({"name": "x-role", "string_match": {"exact": "a,b"}}));
+        let values = |list: &[&'static str]| list.iter().map(|v| v.as_bytes()).collect::<Vec<_>>();
+        assert!(exact.matches_values(values(&["x", "a,b"])), "any one value");
+        assert!(
+            !exact.matches_values(values(&["a", "b"])),
+            "values are not joined"
+        );
+        let inverted = matcher(
+            serde_json::json!({"name": "x-debug", "string_match": {"exact": "1"}, "invert_match": true}),
+        );
+        assert!(inverted.matches_values(values(&["0", "2"])));
+        assert!(!inverted.matches_values(values(&["0", "1"])));
+        assert!(!inverted.matches_values(values(&[])));
+        let not_present = matcher(
+            serde_json::json!({"name": "x-p", "present_match": true, "invert_match": true}),
+        );
+        assert!(not_present.matches_values(values(&[])));
+        assert!(!not_present.matches_values(values(&[""])));
     }
 
     #[test]

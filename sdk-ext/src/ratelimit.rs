@@ -283,7 +283,7 @@ impl Policy {
                     key,
                     skip_if_absent,
                 } => match request.header(name) {
-                    Some(value) => entries.push((key, Cow::Owned(value))),
+                    Some(value) => entries.push((key, Cow::Owned(value.into_owned()))),
                     None if *skip_if_absent => {}
                     None => return false,
                 },
@@ -305,7 +305,7 @@ impl Policy {
                 } => {
                     let matched = headers
                         .iter()
-                        .all(|matcher| matcher.matches(request.header(matcher.name()).as_deref()));
+                        .all(|matcher| request.header_matches(matcher));
                     if matched != *expect_match {
                         return false;
                     }
@@ -330,11 +330,11 @@ mod tests {
     }
 
     impl RequestView for FakeRequest {
-        fn path(&self) -> Option<Vec<u8>> {
+        fn path(&self) -> Option<Cow<'_, [u8]>> {
             self.header(":path")
         }
-        fn header(&self, name: &str) -> Option<Vec<u8>> {
-            self.headers.get(name).map(|v| v.as_bytes().to_vec())
+        fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+            self.headers.get(name).map(|v| Cow::Borrowed(v.as_bytes()))
         }
     }
 

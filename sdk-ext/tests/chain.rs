@@ -25,6 +25,11 @@ thread_local! {
     static TRACE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The host time each probe read in its request-headers hook: `"<id>:<nanos>"`.
+    static CLOCK: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
 fn trace(id: &str, event: impl std::fmt::Display) {
     TRACE.with(|t| t.borrow_mut().push(format!("{id}:{event}")));
 }
@@ -121,6 +126,8 @@ impl HttpFilter for ProbeHttp {
             self.id(),
             format!("request_headers({end}) saw [{}]", values(cx, "x-seen")),
         );
+        let now = cx.now_nanos().unwrap();
+        CLOCK.with(|clock| clock.borrow_mut().push(format!("{}:{now}", self.id())));
         self.root.requests.increment(cx);
         cx.request_headers()
             .add("x-seen", self.id().as_bytes())
@@ -544,4 +551,35 @@ fn workers_share_the_clock_and_shared_data_but_not_streams() {
         second.host().request_header(stream, "x-seen").as_deref(),
         Some("a")
     );
+}
+
+#[test]
+fn the_filters_of_one_callback_share_one_clock_read() {
+    let mut module = chain(&[id("a"), id("b"), id("c")]);
+    CLOCK.with(|clock| clock.borrow_mut().clear());
+    let reads = |module: &FakeModule| module.host().hostcalls("get_current_time_nanoseconds");
+    let before = reads(&module);
+    let first = module.stream();
+    module.request_headers(first, GET, true);
+    assert_eq!(reads(&module), before + 1, "one read for the three filters");
+    let start = module.host().now_nanos();
+    let times = || CLOCK.with(|clock| std::mem::take(&mut *clock.borrow_mut()));
+    assert_eq!(
+        times(),
+        [
+            format!("a:{start}"),
+            format!("b:{start}"),
+            format!("c:{start}")
+        ]
+    );
+    module.advance(Duration::from_millis(5));
+    let second = module.stream();
+    module.request_headers(second, GET, true);
+    assert_eq!(
+        reads(&module),
+        before + 2,
+        "each callback reads the clock afresh"
+    );
+    let later = start + 5_000_000;
+    assert_eq!(times()[0], format!("a:{later}"));
 }

@@ -338,6 +338,9 @@ pub struct Config {
     pub strip_failure_response: bool,
     /// Metric name prefix, `jwt_auth` or `jwt_auth.<stat_prefix>`.
     pub stat_prefix: String,
+    /// Every provider's locations in Envoy's extraction order, for `allow_missing` and
+    /// `allow_missing_or_failed`.
+    pub any_locations: Vec<Location>,
 }
 
 const DEFAULT_CLOCK_SKEW: u64 = 60;
@@ -468,6 +471,7 @@ impl ProviderConfig {
             locations.push(Location::Header("authorization".into(), "Bearer ".into()));
             locations.push(Location::Param("access_token".into()));
         }
+        let locations = crate::extract::native_order(&locations);
         let forward_payload_header = if self.forward_payload_header.is_empty() {
             String::new()
         } else {
@@ -653,7 +657,10 @@ impl Validate for JwtAuthConfig {
             Some(prefix) if !prefix.is_empty() => format!("jwt_auth.{prefix}"),
             _ => "jwt_auth".to_string(),
         };
+        let any_locations =
+            crate::extract::native_order(providers.iter().flat_map(|p| &p.locations));
         Ok(Config {
+            any_locations,
             providers,
             rules,
             bypass_cors_preflight: self.bypass_cors_preflight,

@@ -3,6 +3,7 @@
 use crate::config::Location;
 use sdk_ext::headers::{Headers, Snapshot};
 use sdk_ext::request;
+use std::borrow::Cow;
 
 /// Envoy bounds the path in the `www-authenticate` realm to this many bytes.
 const MAX_REALM_PATH: usize = 256;
@@ -16,13 +17,14 @@ pub struct RequestInfo {
     pub headers: Snapshot,
 }
 
-/// A token and where it was found.
+/// A token and where it was found, borrowed from the configuration and the request: a cache
+/// hit then costs no copy of the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
+pub struct Token<'a> {
     /// The location.
-    pub location: Location,
+    pub location: &'a Location,
     /// The token text.
-    pub value: String,
+    pub value: Cow<'a, str>,
 }
 
 fn lossy(bytes: Option<&[u8]>) -> std::borrow::Cow<'_, str> {
@@ -57,36 +59,32 @@ impl RequestInfo {
         )
     }
 
-    /// Every token at `locations`, in the order Envoy's extractor finds them: header
-    /// locations by name and prefix, then parameters, then cookies, each once however many
-    /// providers name it. Each value of a repeated header is a token of its own.
-    pub fn tokens<'a>(&self, locations: impl IntoIterator<Item = &'a Location>) -> Vec<Token> {
+    /// Every token at `locations`, which are in Envoy's extraction order ([`native_order`],
+    /// applied once to the configuration). Each value of a repeated header is a token of its own.
+    pub fn tokens<'a>(&'a self, locations: &'a [Location]) -> Vec<Token<'a>> {
         let mut tokens = Vec::new();
-        for location in native_order(locations) {
+        for location in locations {
             match location {
                 Location::Header(name, prefix) => {
                     for value in self.headers.get_all(name) {
                         if let Some(value) = from_header(value, prefix) {
-                            tokens.push(Token {
-                                location: location.clone(),
-                                value,
-                            });
+                            tokens.push(Token { location, value });
                         }
                     }
                 }
                 Location::Param(name) => {
                     if let Some(value) = request::query_parameter(&self.path, name) {
                         tokens.push(Token {
-                            location: location.clone(),
-                            value: String::from_utf8_lossy(&value).into_owned(),
+                            location,
+                            value: Cow::Owned(String::from_utf8_lossy(&value).into_owned()),
                         });
                     }
                 }
                 Location::Cookie(name) => {
                     if let Some(value) = request::cookie(self.headers.get_all("cookie"), name) {
                         tokens.push(Token {
-                            location: location.clone(),
-                            value: String::from_utf8_lossy(value).into_owned(),
+                            location,
+                            value: text(value),
                         });
                     }
                 }
@@ -106,8 +104,9 @@ fn order_key(location: &Location) -> (u8, String) {
     }
 }
 
-/// `locations` sorted and without repeats, as Envoy's extractor holds them.
-fn native_order<'a>(locations: impl IntoIterator<Item = &'a Location>) -> Vec<&'a Location> {
+/// `locations` sorted and without repeats, as Envoy's extractor holds them (header locations by
+/// name and prefix, then parameters, then cookies, each once however many providers name it).
+pub fn native_order<'a>(locations: impl IntoIterator<Item = &'a Location>) -> Vec<Location> {
     let mut ordered: Vec<(&Location, (u8, String))> = Vec::new();
     for location in locations {
         let key = order_key(location);
@@ -115,7 +114,18 @@ fn native_order<'a>(locations: impl IntoIterator<Item = &'a Location>) -> Vec<&'
             ordered.insert(at, (location, key));
         }
     }
-    ordered.into_iter().map(|(location, _)| location).collect()
+    ordered
+        .into_iter()
+        .map(|(location, _)| location.clone())
+        .collect()
+}
+
+/// Token bytes as text: borrowed when they are UTF-8 (a JWT always is), else a lossy copy.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Envoy's JWT alphabet: base64url and `.`.
@@ -126,9 +136,9 @@ fn is_jwt_char(byte: u8) -> bool {
 /// The token in a header value: everything after `prefix` (found anywhere, case-sensitively),
 /// from its first token character to the end (the whole value when there is none), as Envoy's
 /// extractor. `None` when the prefix is absent.
-fn from_header(value: &[u8], prefix: &str) -> Option<String> {
+fn from_header<'a>(value: &'a [u8], prefix: &str) -> Option<Cow<'a, str>> {
     if prefix.is_empty() {
-        return Some(String::from_utf8_lossy(value).into_owned());
+        return Some(text(value));
     }
     let after = value
         .windows(prefix.len())
@@ -139,7 +149,7 @@ fn from_header(value: &[u8], prefix: &str) -> Option<String> {
         Some(start) => rest.get(start..).unwrap_or_default(),
         None => value,
     };
-    Some(String::from_utf8_lossy(token).into_owned())
+    Some(text(token))
 }
 
 /// Removes a verified token from the request (`forward: false`) as Envoy does: every value of
@@ -147,11 +157,11 @@ fn from_header(value: &[u8], prefix: &str) -> Option<String> {
 /// `new_path` (`original_path` until a first removal), for the caller to set once; a header
 /// is returned for the caller to remove.
 pub fn remove<'a>(
-    token: &'a Token,
+    token: &Token<'a>,
     original_path: &[u8],
     new_path: &mut Option<Vec<u8>>,
 ) -> Option<&'a str> {
-    match &token.location {
+    match token.location {
         Location::Header(name, _) => Some(name),
         Location::Param(name) => {
             let path = new_path.get_or_insert_with(|| original_path.to_vec());
@@ -197,8 +207,8 @@ mod tests {
         }
     }
 
-    fn values(tokens: &[Token]) -> Vec<&str> {
-        tokens.iter().map(|token| token.value.as_str()).collect()
+    fn values<'a>(tokens: &'a [Token<'_>]) -> Vec<&'a str> {
+        tokens.iter().map(|token| &*token.value).collect()
     }
 
     fn header(name: &str, prefix: &str) -> Location {
@@ -252,10 +262,11 @@ mod tests {
             ("authorization", "Basic zz"),
             ("authorization", "Bearer two"),
         ]);
-        let tokens = request.tokens(&[header("x-jwt", ""), header("authorization", "Bearer ")]);
+        let locations = native_order(&[header("x-jwt", ""), header("authorization", "Bearer ")]);
+        let tokens = request.tokens(&locations);
         assert_eq!(values(&tokens), ["one", "two", "first", "second"]);
-        assert_eq!(tokens[0].location, header("authorization", "Bearer "));
-        assert_eq!(tokens[3].location, header("x-jwt", ""));
+        assert_eq!(*tokens[0].location, header("authorization", "Bearer "));
+        assert_eq!(*tokens[3].location, header("x-jwt", ""));
     }
 
     #[test]
@@ -277,13 +288,13 @@ mod tests {
             Location::Param("b".into()),
         ];
         assert_eq!(
-            values(&request.tokens(&locations)),
+            values(&request.tokens(&native_order(&locations))),
             ["ha", "hb", "pa", "pb", "cy", "cz"]
         );
         // The key is name then prefix as one string: "x-a-b" sorts before "x-aB".
         let request = info(&[(":path", "/"), ("x-a", "B1"), ("x-a-b", "2")]);
         assert_eq!(
-            values(&request.tokens(&[header("x-a", "B"), header("x-a-b", "")])),
+            values(&request.tokens(&native_order(&[header("x-a", "B"), header("x-a-b", "")]))),
             ["2", "1"]
         );
     }
@@ -298,12 +309,13 @@ mod tests {
             ("cookie", "s=1"),
             ("cookie", "other=2;  jwt=\"quoted\""),
         ]);
-        let tokens = request.tokens(&[
+        let locations = native_order(&[
             Location::Param("access_token".into()),
             Location::Param("bad".into()),
             Location::Cookie("jwt".into()),
             Location::Cookie("nope".into()),
         ]);
+        let tokens = request.tokens(&locations);
         assert_eq!(values(&tokens), ["x.y", "%zz", "quoted"]);
     }
 
@@ -320,24 +332,22 @@ mod tests {
     fn removals_build_on_each_other() {
         let original = b"/p?a=1&b=2&c=3";
         let mut path = None;
-        let token = |location: Location| Token {
+        let (param_a, param_c) = (Location::Param("a".into()), Location::Param("c".into()));
+        let cookie = Location::Cookie("a".into());
+        let header = Location::Header("x-jwt".into(), String::new());
+        let token = |location| Token {
             location,
-            value: String::new(),
+            value: Cow::Borrowed(""),
         };
-        assert_eq!(
-            remove(&token(Location::Param("a".into())), original, &mut path),
-            None
-        );
-        assert_eq!(
-            remove(&token(Location::Param("c".into())), original, &mut path),
-            None
-        );
+        assert_eq!(remove(&token(&param_a), original, &mut path), None);
+        assert_eq!(remove(&token(&param_c), original, &mut path), None);
         assert_eq!(path.as_deref(), Some(&b"/p?b=2"[..]));
         let mut untouched = None;
-        let cookie = token(Location::Cookie("a".into()));
-        assert_eq!(remove(&cookie, original, &mut untouched), None);
+        assert_eq!(remove(&token(&cookie), original, &mut untouched), None);
         assert_eq!(untouched, None, "cookies stay, as in Envoy");
-        let header = token(Location::Header("x-jwt".into(), String::new()));
-        assert_eq!(remove(&header, original, &mut untouched), Some("x-jwt"));
+        assert_eq!(
+            remove(&token(&header), original, &mut untouched),
+            Some("x-jwt")
+        );
     }
 }

@@ -22,20 +22,20 @@ pub enum KeyState {
 
 /// A token that passed, with what its provider does with good tokens.
 #[derive(Debug, Clone)]
-pub struct Good {
+pub struct Good<'a> {
     /// Provider index.
     pub provider: usize,
     /// The token and its location.
-    pub token: Token,
+    pub token: Token<'a>,
     /// The parsed token.
     pub jwt: Rc<Jwt>,
 }
 
 /// The result of evaluating a requirement.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Outcome<'a> {
     /// Finished: allowed (with the good tokens) or refused.
-    Done(Result<(), JwtError>, Vec<Good>),
+    Done(Result<(), JwtError>, Vec<Good<'a>>),
     /// Provider `usize` has no keys yet; evaluate again once it has.
     NeedKeys(usize),
 }
@@ -133,7 +133,7 @@ pub struct CacheUse {
 }
 
 /// Everything one evaluation reads.
-pub struct Evaluation<'a> {
+pub struct Evaluation<'a, 'e> {
     /// The configuration.
     pub config: &'a Config,
     /// The request's tokens and realm.
@@ -141,18 +141,18 @@ pub struct Evaluation<'a> {
     /// Host time in seconds.
     pub now: u64,
     /// The keys of each provider.
-    pub keys: &'a dyn Fn(usize) -> KeyState,
+    pub keys: &'e dyn Fn(usize) -> KeyState,
     /// The verified-token cache.
-    pub cache: &'a mut TokenCache,
+    pub cache: &'e mut TokenCache,
     /// Cache use so far.
     pub cache_use: CacheUse,
 }
 
 type Step = Result<Result<(), JwtError>, usize>;
 
-impl Evaluation<'_> {
+impl<'a> Evaluation<'a, '_> {
     /// Evaluates `requirement`.
-    pub fn run(&mut self, requirement: &Requirement) -> Outcome {
+    pub fn run(&mut self, requirement: &Requirement) -> Outcome<'a> {
         let mut good = Vec::new();
         match self.requirement(requirement, &mut good) {
             Ok(result) => Outcome::Done(result, good),
@@ -160,7 +160,7 @@ impl Evaluation<'_> {
         }
     }
 
-    fn requirement(&mut self, requirement: &Requirement, good: &mut Vec<Good>) -> Step {
+    fn requirement(&mut self, requirement: &Requirement, good: &mut Vec<Good<'a>>) -> Step {
         match requirement {
             Requirement::AllowAll => Ok(Ok(())),
             Requirement::Provider(provider, audiences) => {
@@ -214,12 +214,13 @@ impl Evaluation<'_> {
         &mut self,
         provider: usize,
         audiences: Option<&[String]>,
-        good: &mut Vec<Good>,
+        good: &mut Vec<Good<'a>>,
     ) -> Step {
-        let Some(locations) = self.config.providers.get(provider).map(|p| &p.locations) else {
+        let (config, info): (&'a Config, &'a RequestInfo) = (self.config, self.info);
+        let Some(locations) = config.providers.get(provider).map(|p| &p.locations) else {
             return Ok(Err(JwtError::Missing));
         };
-        let tokens = self.info.tokens(locations);
+        let tokens = info.tokens(locations);
         if tokens.is_empty() {
             return Ok(Err(JwtError::Missing));
         }
@@ -240,15 +241,13 @@ impl Evaluation<'_> {
     /// each checked by the provider its `iss` names, if a provider with that issuer (or with
     /// none) looks where the token was found. With `allow_missing` the result is the first
     /// token's (the last checked), as in Envoy; with `allow_missing_or_failed` it is a pass.
-    fn provider_less(&mut self, good: &mut Vec<Good>, allow_failed: bool) -> Step {
-        let providers = &self.config.providers;
-        let tokens = self
-            .info
-            .tokens(providers.iter().flat_map(|provider| &provider.locations));
+    fn provider_less(&mut self, good: &mut Vec<Good<'a>>, allow_failed: bool) -> Step {
+        let (config, info): (&'a Config, &'a RequestInfo) = (self.config, self.info);
+        let tokens = info.tokens(&config.any_locations);
         let mut result = Ok(());
         for token in tokens.into_iter().rev() {
             let checked = match self.parsed(&token.value).and_then(|jwt| {
-                self.issuer_looks_at(&jwt.iss, &token.location)?;
+                self.issuer_looks_at(&jwt.iss, token.location)?;
                 self.provider_for(&jwt.iss)
             }) {
                 Ok(provider) => self
@@ -313,7 +312,7 @@ impl Evaluation<'_> {
     fn token(
         &mut self,
         index: usize,
-        token: &Token,
+        token: &Token<'_>,
         audiences: Option<&[String]>,
     ) -> Result<Result<Rc<Jwt>, JwtError>, usize> {
         let Some(provider) = self.config.providers.get(index) else {
@@ -454,7 +453,7 @@ mod tests {
             Outcome::Done(result, good) => (
                 result,
                 good.into_iter()
-                    .map(|good| (good.provider, good.token.location))
+                    .map(|good| (good.provider, good.token.location.clone()))
                     .collect(),
             ),
             Outcome::NeedKeys(provider) => panic!("local keys, yet provider {provider} waits"),

@@ -10,6 +10,7 @@ use sdk_ext::matcher::RequestView;
 use sdk_ext::proto::Sampling;
 use sdk_ext::ratelimit::Request;
 use sdk_ext::{Action, Cx, HttpCx, HttpFilter, RootCx, RootFilter};
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -99,11 +100,21 @@ impl RateLimitRoot {
 struct EnvoyRequest<'c, 'a>(&'c HttpCx<'a>);
 
 impl RequestView for EnvoyRequest<'_, '_> {
-    fn path(&self) -> Option<Vec<u8>> {
-        self.0.request_headers().path()
+    fn path(&self) -> Option<Cow<'_, [u8]>> {
+        self.0
+            .request_headers()
+            .get(":path")
+            .ok()
+            .flatten()
+            .map(Cow::Owned)
     }
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        self.0.request_headers().header(name)
+    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        self.0
+            .request_headers()
+            .get(name)
+            .ok()
+            .flatten()
+            .map(Cow::Owned)
     }
 }
 
