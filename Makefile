@@ -163,7 +163,7 @@ SCAFFOLD_DIR := $(ROOT)/target/scaffold
 # The name README.md's "Write a filter" shows.
 SCAFFOLD_FILTER := hello
 # The files make new adds a filter to; a second make new of the same name must leave them as they are.
-SCAFFOLD_JOINS := filters/chain/Cargo.toml filters/chain/src/lib.rs istio/Cargo.toml istio/src/filters.rs \
+SCAFFOLD_JOINS := filters/chain/Cargo.toml filters/chain/src/lib.rs istio/Cargo.toml istio/src/filters.rs istio/src/chain.rs \
 	envoy/src/bin/demo.rs
 test-scaffold: rust-target wasm-opt istio-models
 	@rm -rf $(SCAFFOLD_DIR)/tree

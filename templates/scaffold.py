@@ -165,6 +165,9 @@ def new(name):
              f"        required_phase: None,\n"
              f"    }},")
     insert_before_end_of(istio / "src" / "filters.rs", "pub const FILTERS", entry)
+    # The chain's pluginConfig checker links the same filters as chain.wasm.
+    insert_before_end_of(istio / "src" / "chain.rs", "pub static FACTORIES",
+                         f"    Factory::of::<{crate}::filter::{rust_type}Root>(),")
     deploy = istio / name / "deploy.json"
     if not deploy.exists():
         deploy.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod differential;
 pub mod echo;
 pub mod http1;
 pub mod process;

@@ -16,15 +16,14 @@ mod tokens;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
-use envoy_harness::{EchoUpstream, Envoy, Request, Response};
+use envoy_harness::differential::{run_pairs, shortened, Seen};
+use envoy_harness::{EchoUpstream, Envoy, Request};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 const ISS_A: &str = "https://issuer.example";
@@ -984,81 +983,6 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&sdk_ext::request::percent_decode(text.as_bytes())).into_owned()
 }
 
-/// What a client saw, reduced to what must match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seen {
-    status: u16,
-    www_authenticate: Option<String>,
-    /// The body of a local reply (empty when the upstream answered).
-    body: String,
-    /// The request as the upstream received it, when it did.
-    upstream: Option<Upstream>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Upstream {
-    path: String,
-    /// Headers grouped by name (names in order, values of one name in the order received),
-    /// without `IGNORED_UPSTREAM_HEADERS`.
-    headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn from(response: Result<Response, String>) -> Seen {
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => {
-                return Seen {
-                    status: 0,
-                    www_authenticate: None,
-                    body: format!("no response: {error}"),
-                    upstream: None,
-                }
-            }
-        };
-        let echo = response.json();
-        let upstream = echo.get("headers").map(|_| {
-            let mut headers: Vec<(String, String)> = response
-                .upstream_headers()
-                .into_iter()
-                .filter(|(name, _)| !IGNORED_UPSTREAM_HEADERS.contains(&name.as_str()))
-                .collect();
-            headers.sort_by(|a, b| a.0.cmp(&b.0));
-            Upstream {
-                path: echo["path"].as_str().unwrap_or_default().to_string(),
-                headers,
-            }
-        });
-        Seen {
-            status: response.status,
-            www_authenticate: response.header("www-authenticate"),
-            body: if upstream.is_some() {
-                String::new()
-            } else {
-                String::from_utf8_lossy(&response.body).into_owned()
-            },
-            upstream,
-        }
-    }
-
-    fn describe(&self, legend: &Legend) -> String {
-        let mut text = format!("{}", self.status);
-        if let Some(challenge) = &self.www_authenticate {
-            let _ = write!(text, " www-authenticate: {challenge}");
-        }
-        if !self.body.is_empty() {
-            let _ = write!(text, " body: {:?}", self.body);
-        }
-        if let Some(upstream) = &self.upstream {
-            let _ = write!(text, "\n      upstream {}", legend.show(&upstream.path));
-            for (name, value) in &upstream.headers {
-                let _ = write!(text, "\n        {name}: {}", legend.show(value));
-            }
-        }
-        text
-    }
-}
-
 /// The common tokens and payload segments by name, so a report shows `<forged>` where a
 /// token would take 500 bytes; other long values are shown by their ends.
 struct Legend(Vec<(String, String)>);
@@ -1085,13 +1009,7 @@ impl Legend {
         let text = self.0.iter().fold(text.to_string(), |text, (name, value)| {
             text.replace(value, name)
         });
-        if text.len() <= 100 {
-            return text;
-        }
-        let start: String = text.chars().take(40).collect();
-        let end: Vec<char> = text.chars().rev().take(40).collect();
-        let end: String = end.into_iter().rev().collect();
-        format!("{start}…({} bytes)…{end}", text.len())
+        shortened(&text, 40)
     }
 
     fn request(&self, request: &Req) -> String {
@@ -1112,38 +1030,21 @@ fn send(port: u16, request: &Req) -> Seen {
     for (name, value) in &request.headers {
         outgoing = outgoing.header(name, value);
     }
-    Seen::from(outgoing.send(port).map_err(|error| error.to_string()))
+    Seen::of(
+        outgoing.send(port).map_err(|error| error.to_string()),
+        &["www-authenticate"],
+        IGNORED_UPSTREAM_HEADERS,
+    )
 }
 
 /// Sends each request to the native and the wasm listener of its variant, `PARALLEL_REQUESTS`
 /// at a time, and returns (native, wasm) in order.
 fn run(envoy: &Envoy, requests: &[(Variant, &Req)]) -> Vec<(Seen, Seen)> {
-    let port = |side: &str, variant: Variant| {
-        envoy
-            .listener_port(&format!("{side}-{}", variant.name()))
-            .expect("listener")
-    };
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(vec![None; requests.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..PARALLEL_REQUESTS {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some((variant, request)) = requests.get(index) else {
-                    break;
-                };
-                let native = send(port("native", *variant), request);
-                let wasm = send(port("wasm", *variant), request);
-                results.lock().expect("results")[index] = Some((native, wasm));
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("results")
-        .into_iter()
-        .map(|result| result.expect("every request ran"))
-        .collect()
+    let named: Vec<(&str, &Req)> = requests
+        .iter()
+        .map(|(variant, request)| (variant.name(), *request))
+        .collect();
+    run_pairs(envoy, &named, PARALLEL_REQUESTS, send)
 }
 
 fn start_envoy(upstream: &EchoUpstream, keys: &Keys) -> Envoy {
@@ -1202,7 +1103,7 @@ fn jwt_auth_answers_as_native_jwt_authn() {
                 native.status,
                 case.native,
                 legend.request(&case.request),
-                native.describe(&legend)
+                native.describe(&|text| legend.show(text))
             );
         }
         let same = match same_but_query_form(native, wasm) {
@@ -1223,8 +1124,8 @@ fn jwt_auth_answers_as_native_jwt_authn() {
                 "  {}{title}\n    request {}\n    native {}\n    wasm   {}",
                 if admits { "ADMITS " } else { "" },
                 legend.request(&case.request),
-                native.describe(&legend),
-                wasm.describe(&legend)
+                native.describe(&|text| legend.show(text)),
+                wasm.describe(&|text| legend.show(text))
             );
         }
     }
@@ -1239,8 +1140,8 @@ fn jwt_auth_answers_as_native_jwt_authn() {
                 case.native,
                 case.readme,
                 if documented { "found" } else { "missing" },
-                native.describe(&legend),
-                wasm.describe(&legend)
+                native.describe(&|text| legend.show(text)),
+                wasm.describe(&|text| legend.show(text))
             );
         }
     }

@@ -16,6 +16,9 @@ pub static FACTORIES: &[Factory] = &[
     Factory::of::<header_rewrite::filter::HeaderRewriteRoot>(),
     Factory::of::<jwt_auth::filter::JwtAuthRoot>(),
     Factory::of::<rate_limit::filter::RateLimitRoot>(),
+    Factory::of::<basic_auth::filter::BasicAuthRoot>(),
+    Factory::of::<cors::filter::CorsRoot>(),
+    Factory::of::<rbac::filter::RbacRoot>(),
 ];
 
 /// Loads a chain configuration as `chain.wasm`'s `on_configure` does: sdk-ext's dispatcher parses

@@ -50,6 +50,24 @@ pub const FILTERS: &[FilterKind] = &[
         config_schema: || schemars::schema_for!(rate_limit::config::RateLimitConfig),
         required_phase: None,
     },
+    FilterKind {
+        name: "basic-auth",
+        load_config: |bytes| load::<basic_auth::config::BasicAuthConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(basic_auth::config::BasicAuthConfig),
+        required_phase: None,
+    },
+    FilterKind {
+        name: "cors",
+        load_config: |bytes| load::<cors::config::CorsConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(cors::config::CorsConfig),
+        required_phase: None,
+    },
+    FilterKind {
+        name: "rbac",
+        load_config: |bytes| load::<rbac::config::RbacConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(rbac::config::RbacConfig),
+        required_phase: None,
+    },
 ];
 
 /// The registered filter called `name`.

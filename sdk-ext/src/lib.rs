@@ -20,6 +20,7 @@ pub mod headers;
 pub mod host;
 pub mod logging;
 pub mod matcher;
+pub mod net;
 pub mod properties;
 pub mod proto;
 pub mod ratelimit;

@@ -22,6 +22,9 @@ const TEMPLATE: &str = "demo.yaml";
 /// Filters made with `make new` since: each runs on a listener of its own (the ports after PORT)
 /// with the config of its first scenario file, which the self-check plays in Envoy first.
 const NEW_FILTERS: &[&str] = &[
+    "basic-auth",
+    "cors",
+    "rbac",
     // make new: filters above.
 ];
 
@@ -186,11 +189,37 @@ fn start_new_filter(
     }
     let envoy = Envoy::start_with(bootstrap, options)
         .map_err(|e| format!("Envoy with {name} did not start: {e}"))?;
-    let text = format!(
-        "\n{name} (filters/{name}/README.md) on http://127.0.0.1:{port}, configured as in {}, which passed in Envoy:\n  {}\n  curl -s -i http://127.0.0.1:{port}/",
+    let mut text = format!(
+        "\n{name} (filters/{name}/README.md) on http://127.0.0.1:{port}, configured as in {}, which passed in Envoy:\n  {}",
         file.strip_prefix(workspace_root()).unwrap_or(file).display(),
         scenario.config
     );
+    // Each exchange of the scenario, as the curl line that replays it.
+    for exchange in &scenario.requests {
+        let request = &exchange.request;
+        let status = exchange
+            .expect
+            .response
+            .as_ref()
+            .and_then(|response| response.status)
+            // The demo's echo answers 200 where the scenario's upstream answered otherwise.
+            .filter(|_| exchange.upstream_response.status == 200)
+            .map_or(String::new(), |status| format!(": {status}"));
+        let mut line = format!(
+            "  curl -s -i -X {} 'http://127.0.0.1:{port}{}'",
+            request.method, request.path
+        );
+        for (header, value) in &request.headers {
+            line.push_str(&format!(" -H '{header}: {}'", value.replace('\'', "'\\''")));
+        }
+        if !request.body.is_empty() {
+            line.push_str(&format!(
+                " --data '{}'",
+                request.body.replace('\'', "'\\''")
+            ));
+        }
+        text.push_str(&format!("\n  # {}{status}\n{line}", exchange.name));
+    }
     Ok((envoy, text))
 }
 

@@ -32,5 +32,8 @@ modules! {
     "header-rewrite" => header_rewrite::filter::HeaderRewriteRoot,
     "jwt-auth" => jwt_auth::filter::JwtAuthRoot,
     "rate-limit" => rate_limit::filter::RateLimitRoot,
+    "basic-auth" => basic_auth::filter::BasicAuthRoot,
+    "cors" => cors::filter::CorsRoot,
+    "rbac" => rbac::filter::RbacRoot,
     // make new: filters above.
 }
