@@ -105,7 +105,13 @@ impl Request {
 
     /// Sends the request to 127.0.0.1:`port` on a new connection and reads the response.
     pub fn send(&self, port: u16) -> io::Result<Response> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        self.send_on(TcpStream::connect(("127.0.0.1", port))?)
+    }
+
+    /// Sends the request on `stream`, a new connection (for example one bound to another source
+    /// address first), and reads the response.
+    pub fn send_on(&self, stream: TcpStream) -> io::Result<Response> {
+        let port = stream.peer_addr()?.port();
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         let mut headers = self.headers.clone();
         if !headers

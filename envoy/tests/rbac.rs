@@ -17,10 +17,9 @@
 )]
 
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
-use envoy_harness::http1;
 use envoy_harness::{EchoUpstream, Envoy, Request, Response};
 use serde_json::{json, Value};
-use std::io::{self, BufWriter};
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -818,29 +817,14 @@ fn connect(from: Peer, port: u16) -> io::Result<TcpStream> {
     }
 }
 
-/// `Request::send`, from a chosen source address.
+/// `Request::send`, from a chosen source address, with the same authority on both sides of a
+/// pair.
 fn send(request: &Request, from: Peer, port: u16) -> io::Result<Response> {
-    let stream = connect(from, port)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut headers = request.headers.clone();
-    // The same authority on both sides of a pair.
-    headers.insert(0, ("host".into(), b"rbac.test".to_vec()));
-    headers.push(("connection".into(), b"close".to_vec()));
-    let mut writer = BufWriter::new(stream.try_clone()?);
-    let start_line = format!("{} {} HTTP/1.1", request.method, request.path);
-    http1::write_message(&mut writer, &start_line, &headers, &request.body)?;
-    let mut reader = http1::reader(&stream);
-    let head = http1::read_response_head(&mut reader)?;
-    let body = http1::read_body(&mut reader, &head, true)?;
-    Ok(Response {
-        status: head.status,
-        headers: head
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value))
-            .collect(),
-        body,
-    })
+    let mut request = request.clone();
+    request
+        .headers
+        .insert(0, ("host".into(), b"rbac.test".to_vec()));
+    request.send_on(connect(from, port)?)
 }
 
 /// What a client and the upstream saw, in comparable form.
