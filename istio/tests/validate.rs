@@ -655,3 +655,56 @@ fn plugin_configs_are_checked_against_their_json_schema() {
         "does not match config.schema.json: must NOT have more than 2 characters",
     );
 }
+
+#[test]
+fn every_filter_refuses_a_non_object_and_a_repeated_key() {
+    for filter in istio_manifests::filters::FILTERS {
+        let error = (filter.load_config)(b"[]").unwrap_err();
+        assert!(
+            error.reason.contains("must be a JSON object"),
+            "{}: {error}",
+            filter.name
+        );
+        let error = (filter.load_config)(br#"{"some_field": 1, "some_field": 2}"#).unwrap_err();
+        assert_eq!(
+            (error.path.as_str(), error.reason.as_str()),
+            ("some_field", "duplicate key"),
+            "{}",
+            filter.name
+        );
+    }
+    // Two jwt-auth providers of one name: refused, not the last one kept.
+    let jwt_auth = istio_manifests::filters::FILTERS
+        .iter()
+        .find(|filter| filter.name == "jwt-auth")
+        .unwrap();
+    let interop: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            workspace_root().join("envoy/tests/data/jwt_differential/interop.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let jwks = interop["jwks"].to_string();
+    let provider = |skew: u64| {
+        serde_json::json!({
+            "issuer": "https://issuer",
+            "local_jwks": {"inline_string": jwks},
+            "clock_skew_seconds": skew
+        })
+        .to_string()
+    };
+    let config = format!(
+        r#"{{"providers": {{"a": {}, "a": {}}}}}"#,
+        provider(1),
+        provider(2)
+    );
+    let error = (jwt_auth.load_config)(config.as_bytes()).unwrap_err();
+    assert_eq!(error.path, "providers.a");
+    // clock_skew_seconds is a uint32, as in Envoy's proto.
+    let config = |skew| format!(r#"{{"providers": {{"a": {}}}}}"#, provider(skew));
+    let result = (jwt_auth.load_config)(config(u64::from(u32::MAX)).as_bytes());
+    assert!(result.is_ok(), "{result:?}");
+    let error = (jwt_auth.load_config)(config(1 << 32).as_bytes()).unwrap_err();
+    assert_eq!(error.path, "providers.a.clock_skew_seconds", "{error}");
+}

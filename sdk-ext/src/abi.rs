@@ -52,6 +52,10 @@ hostcalls! {
     fn proxy_get_property(path_data: *const u8, path_size: usize, return_data: *mut *mut u8, return_size: *mut usize);
     fn proxy_get_shared_data(key_data: *const u8, key_size: usize, return_data: *mut *mut u8, return_size: *mut usize, return_cas: *mut u32);
     fn proxy_set_shared_data(key_data: *const u8, key_size: usize, value_data: *const u8, value_size: usize, cas: u32);
+    fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32);
+    fn proxy_resolve_shared_queue(vm_id_data: *const u8, vm_id_size: usize, name_data: *const u8, name_size: usize, return_id: *mut u32);
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize);
+    fn proxy_dequeue_shared_queue(queue_id: u32, return_data: *mut *mut u8, return_size: *mut usize);
     fn proxy_define_metric(metric_type: u32, name_data: *const u8, name_size: usize, return_id: *mut u32);
     fn proxy_increment_metric(metric_id: u32, offset: i64);
     fn proxy_record_metric(metric_id: u32, value: u64);

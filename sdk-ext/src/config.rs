@@ -64,13 +64,25 @@ pub trait Validate {
     fn validate(self) -> Result<Self::Validated, ConfigError>;
 }
 
-/// Parses JSON configuration bytes into `T`; an empty buffer parses as `{}`.
+/// Parses JSON configuration bytes into `T`; an empty buffer parses as `{}`. The document must
+/// be an object, and no object in it may repeat a key: serde keeps the last of two map entries
+/// (two providers of one name) and reads an array as a struct's fields in order.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
+    match bytes.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        _ => {
+            return Err(ConfigError::new(
+                "",
+                "the configuration must be a JSON object",
+            ))
+        }
+    }
+    check_unique_keys(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -81,6 +93,113 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
         .end()
         .map_err(|error| ConfigError::new("", error.to_string()))?;
     Ok(value)
+}
+
+/// Fails on the first object that repeats a key, naming the key's path. Syntax errors are left
+/// to the typed parse, which reports them with its own path.
+fn check_unique_keys(bytes: &[u8]) -> Result<(), ConfigError> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let mut duplicate = None;
+    let walk = UniqueKeys {
+        path: String::new(),
+        duplicate: &mut duplicate,
+        depth: 0,
+    };
+    let _ = walk.deserialize(&mut deserializer);
+    match duplicate {
+        Some(path) => Err(ConfigError::new(path, "duplicate key")),
+        None => Ok(()),
+    }
+}
+
+/// Walks a JSON value, recording the path of the first repeated object key.
+struct UniqueKeys<'a> {
+    path: String,
+    duplicate: &'a mut Option<String>,
+    depth: usize,
+}
+
+/// serde_json refuses nesting deeper than 128 itself; this bound keeps the walk's own stack
+/// small whatever the input.
+const MAX_DEPTH: usize = 128;
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(serde::de::Error::custom("nested too deeply"));
+        }
+        let mut index = 0usize;
+        loop {
+            let item = UniqueKeys {
+                path: format!("{}[{index}]", self.path),
+                duplicate: &mut *self.duplicate,
+                depth: self.depth + 1,
+            };
+            if seq.next_element_seed(item)?.is_none() {
+                return Ok(());
+            }
+            if self.duplicate.is_some() {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(serde::de::Error::custom("nested too deeply"));
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let path = join_path(&self.path, &key);
+            if !keys.insert(key.into_owned()) {
+                *self.duplicate = Some(path);
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(UniqueKeys {
+                path,
+                duplicate: &mut *self.duplicate,
+                depth: self.depth + 1,
+            })?;
+            if self.duplicate.is_some() {
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Parses and validates configuration bytes in one step.
@@ -201,6 +320,60 @@ mod tests {
     fn empty_config_is_an_empty_object() {
         assert!(parse::<Outer>(b"").unwrap().items.is_empty());
         assert!(parse::<Outer>(b" \n").unwrap().items.is_empty());
+    }
+
+    #[test]
+    fn only_an_object_is_a_configuration() {
+        for bytes in [&b"[]"[..], b" [{\"name\": \"a\"}]", b"null", b"1", b"\"x\""] {
+            let err = parse::<Outer>(bytes).unwrap_err();
+            assert_eq!(err.path, "");
+            assert!(
+                err.reason.contains("must be a JSON object"),
+                "{}",
+                err.reason
+            );
+        }
+        // A map type as much as a struct: an array must not read as its entries.
+        let err = parse::<std::collections::BTreeMap<String, u32>>(b"[]").unwrap_err();
+        assert!(
+            err.reason.contains("must be a JSON object"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_at_its_path_at_any_depth() {
+        type Map = std::collections::BTreeMap<String, serde_json::Value>;
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"a": 1, "a": 2}"#, "a"),
+            (br#"{"p": {"x": {}, "y": {}, "x": {"z": 1}}}"#, "p.x"),
+            (br#"{"l": [{"k": 1}, {"k": 1, "k": 2}]}"#, "l[1].k"),
+            // Keys compare as decoded text: an escape does not make a second name.
+            (br#"{"a": 1, "\u0061": 2}"#, "a"),
+        ];
+        for (bytes, path) in cases {
+            let err = parse::<Map>(bytes).unwrap_err();
+            assert_eq!(
+                (err.path.as_str(), err.reason.as_str()),
+                (*path, "duplicate key"),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // Structs too: serde's own check is kept, the path is ours.
+        let err = parse::<Outer>(br#"{"items": [{"name": "a", "name": "b"}]}"#).unwrap_err();
+        assert_eq!(err.path, "items[0].name");
+        // Equal keys in different objects are fine.
+        assert!(
+            parse::<Map>(br#"{"a": {"k": 1}, "b": {"k": 1}, "c": [{"k": 1}, {"k": 2}]}"#).is_ok()
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse::<serde_json::Value>(deep.as_bytes()).is_err());
     }
 
     #[test]

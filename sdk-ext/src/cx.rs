@@ -7,7 +7,7 @@
 
 use crate::callout::HttpCall;
 use crate::headers::Headers;
-use crate::host::{BufferType, Host, MapType, Status};
+use crate::host::{BufferType, Host, MapType, Status, StreamType};
 use crate::shared_data::SharedData;
 use crate::wire::encode_pairs;
 use std::cell::{Cell, RefCell};
@@ -25,6 +25,11 @@ pub(crate) struct Effects {
     pub tick: Option<Duration>,
     /// Streams that got a local reply.
     pub replied: Vec<u32>,
+    /// Shared queues registered: their notifications go to this filter's root.
+    pub queues: Vec<u32>,
+    /// Body replacements (direction, start, size, new bytes' length), so that the next filter
+    /// of the chain is told the body's new size.
+    pub body_edits: Vec<(StreamType, usize, usize, usize)>,
 }
 
 /// What every context offers: time, properties, shared data, metrics and callouts.
@@ -78,6 +83,25 @@ impl<'a> Cx<'a> {
             .dispatch_http_call(call.cluster, &headers, call.body, millis)?;
         self.effects.borrow_mut().calls.push((token, self.stream));
         Ok(token)
+    }
+
+    /// This filter instance's shared queue `name` in the VM group `vm_id` (`""` for the group
+    /// without a vm_id), as the instance on another worker registered it; `None` when no worker
+    /// has registered it yet. Names are kept apart per filter instance, as shared-data keys are.
+    pub fn resolve_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, Status> {
+        let name = format!("{}{name}", self.namespace);
+        self.host.resolve_shared_queue(vm_id, &name)
+    }
+
+    /// Appends `value` to shared queue `queue_id`; its owner's `on_queue_ready` runs later, on
+    /// its own worker.
+    pub fn enqueue(&self, queue_id: u32, value: &[u8]) -> Result<(), Status> {
+        self.host.enqueue_shared_queue(queue_id, value)
+    }
+
+    /// Takes the oldest item of shared queue `queue_id`; `None` when it is empty.
+    pub fn dequeue(&self, queue_id: u32) -> Result<Option<Vec<u8>>, Status> {
+        self.host.dequeue_shared_queue(queue_id)
     }
 
     /// Asks for the root's `on_tick` every `period`; zero stops it. Each filter of a chain has
@@ -142,11 +166,23 @@ impl<'a> HttpCx<'a> {
             .buffer(BufferType::HttpRequestBody, start, max_size)
     }
 
-    /// Replaces `size` bytes of the buffered request body at `start` with `data`.
+    /// Replaces `size` bytes of the buffered request body at `start` with `data`, as Envoy
+    /// does: at `start` 0 the first `size` bytes go and `data` is prepended; at or past the end
+    /// `data` is appended; anywhere else is `BadArgument`.
     pub fn set_request_body(&self, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
         self.cx
             .host
-            .set_buffer(BufferType::HttpRequestBody, start, size, data)
+            .set_buffer(BufferType::HttpRequestBody, start, size, data)?;
+        self.record_body_edit(StreamType::Request, start, size, data.len());
+        Ok(())
+    }
+
+    fn record_body_edit(&self, direction: StreamType, start: usize, size: usize, len: usize) {
+        self.cx
+            .effects
+            .borrow_mut()
+            .body_edits
+            .push((direction, start, size, len));
     }
 
     /// Up to `max_size` bytes of the buffered response body from `start`.
@@ -156,11 +192,14 @@ impl<'a> HttpCx<'a> {
             .buffer(BufferType::HttpResponseBody, start, max_size)
     }
 
-    /// Replaces `size` bytes of the buffered response body at `start` with `data`.
+    /// Replaces `size` bytes of the buffered response body at `start` with `data`, as
+    /// [`set_request_body`](Self::set_request_body) does.
     pub fn set_response_body(&self, start: usize, size: usize, data: &[u8]) -> Result<(), Status> {
         self.cx
             .host
-            .set_buffer(BufferType::HttpResponseBody, start, size, data)
+            .set_buffer(BufferType::HttpResponseBody, start, size, data)?;
+        self.record_body_edit(StreamType::Response, start, size, data.len());
+        Ok(())
     }
 
     /// Sends a local reply that ends the stream (`proxy_send_local_response`); no later filter
@@ -211,6 +250,16 @@ impl<'a> Deref for RootCx<'a> {
 }
 
 impl RootCx<'_> {
+    /// Registers this filter instance's shared queue `name` (kept apart from other instances'
+    /// queues) and returns its id: `on_queue_ready` of this filter's root runs when an item is
+    /// enqueued. Registering again returns the same id.
+    pub fn register_queue(&self, name: &str) -> Result<u32, Status> {
+        let name = format!("{}{name}", self.cx.namespace);
+        let queue_id = self.cx.host.register_shared_queue(&name)?;
+        self.cx.effects.borrow_mut().queues.push(queue_id);
+        Ok(queue_id)
+    }
+
     /// Wakes stream `context_id`, which this filter paused: once the running callback returns,
     /// the filter's `on_wake` runs on that stream, and a `Continue` from it resumes the chain at
     /// the next filter. A stream that ended meanwhile is skipped.

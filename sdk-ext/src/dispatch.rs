@@ -67,6 +67,8 @@ struct Stream {
     request: Direction,
     response: Direction,
     replied: bool,
+    /// Body replacements of the hook that just ran (see [`Effects::body_edits`]).
+    body_edits: Vec<(StreamType, usize, usize, usize)>,
 }
 
 /// Who dispatched a callout.
@@ -108,6 +110,8 @@ pub struct Dispatcher {
     plugins: IdMap<Plugin>,
     streams: IdMap<Stream>,
     calls: IdMap<CallOwner>,
+    /// Shared queues by id: the plugin and filter position that registered each.
+    queues: IdMap<(u32, usize)>,
     config_error: Option<ConfigError>,
     /// Host time as read in the running callback (see [`Cx::now_nanos`]).
     clock: Cell<Option<u64>>,
@@ -150,6 +154,19 @@ fn millis(period: Duration) -> u32 {
     u32::try_from(period.as_millis()).unwrap_or(u32::MAX).max(1)
 }
 
+/// The size of a `size`-byte body after Envoy's `proxy_set_buffer_bytes(start, removed, data)`
+/// with `added` bytes of data: at 0 it drops up to `removed` bytes and prepends, at or past the
+/// end it appends (anything else was refused and changed nothing).
+fn body_size_after(size: usize, start: usize, removed: usize, added: usize) -> usize {
+    if start == 0 {
+        size - removed.min(size) + added
+    } else if start >= size {
+        size + added
+    } else {
+        size
+    }
+}
+
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -170,6 +187,7 @@ impl Dispatcher {
             plugins: IdMap::default(),
             streams: IdMap::default(),
             calls: IdMap::default(),
+            queues: IdMap::default(),
             config_error: None,
             clock: Cell::new(None),
         }
@@ -209,6 +227,7 @@ impl Dispatcher {
                 request: Direction::default(),
                 response: Direction::default(),
                 replied: false,
+                body_edits: Vec::new(),
             },
         );
     }
@@ -391,6 +410,9 @@ impl Dispatcher {
     /// Applies what a root callback asked for: callouts, its tick period, streams to wake.
     fn apply_root_effects(&mut self, plugin: u32, position: usize, effects: Effects) {
         self.register_calls(plugin, position, &effects.calls);
+        for queue_id in effects.queues {
+            self.queues.insert(queue_id, (plugin, position));
+        }
         if let Some(period) = effects.tick {
             self.set_tick(plugin, position, period);
         }
@@ -493,10 +515,11 @@ impl Dispatcher {
             };
             call(&mut **filter, &mut cx)
         };
-        let effects = cell.into_inner();
+        let mut effects = cell.into_inner();
         if !effects.replied.is_empty() {
             stream.replied = true;
         }
+        stream.body_edits.append(&mut effects.body_edits);
         self.register_calls(plugin_id, position, &effects.calls);
         if let Some(period) = effects.tick {
             self.set_tick(plugin_id, position, period);
@@ -516,8 +539,30 @@ impl Dispatcher {
             Some(stream) => stream.filters.len(),
             None => return Outcome::Replied,
         };
+        let mut phase = phase;
+        if from == 0 {
+            // A callback from the host: its body size already holds every earlier replacement.
+            if let Some(stream) = self.streams.get_mut(&context_id) {
+                stream.body_edits.clear();
+            }
+        }
         for step in from..count {
             let position = step_position(direction, count, step);
+            // Each filter sees the body as the filters before it left it (a filter that resumes
+            // the stream may have replaced it in its callout answer, too).
+            if let Some(stream) = self.streams.get_mut(&context_id) {
+                if let Phase::Body(size, end) = phase {
+                    let size = stream
+                        .body_edits
+                        .iter()
+                        .filter(|(edited, ..)| *edited == direction)
+                        .fold(size, |size, &(_, start, removed, added)| {
+                            body_size_after(size, start, removed, added)
+                        });
+                    phase = Phase::Body(size, end);
+                }
+                stream.body_edits.clear();
+            }
             let replied_before = self
                 .streams
                 .get(&context_id)
@@ -758,12 +803,33 @@ impl Dispatcher {
         true
     }
 
-    /// `proxy_on_delete`: forgets the stream or plugin (its filters are dropped).
+    /// `proxy_on_delete`: forgets the stream or plugin (its filters are dropped), and the
+    /// callouts it made: the host cancels them, so no answer will come.
     pub fn on_delete(&mut self, context_id: u32) {
         self.clock.set(None);
-        if self.streams.remove(&context_id).is_none() && self.plugins.remove(&context_id).is_some()
-        {
+        if self.streams.remove(&context_id).is_some() {
+            if !self.calls.is_empty() {
+                self.calls
+                    .retain(|_, owner| owner.stream != Some(context_id));
+            }
+        } else if self.plugins.remove(&context_id).is_some() {
             self.calls.retain(|_, owner| owner.plugin != context_id);
+            self.queues.retain(|_, (plugin, _)| *plugin != context_id);
+        }
+    }
+
+    /// `proxy_on_queue_ready`: the filter that registered the queue gets `on_queue_ready`; a
+    /// queue nobody here registered is ignored.
+    pub fn on_queue_ready(&mut self, _root_context_id: u32, queue_id: u32) {
+        self.clock.set(None);
+        let Some(&(plugin, position)) = self.queues.get(&queue_id) else {
+            return;
+        };
+        let effects = self.with_root(plugin, position, |root, cx| {
+            root.on_queue_ready(cx, queue_id)
+        });
+        if let Some(effects) = effects {
+            self.apply_root_effects(plugin, position, effects);
         }
     }
 

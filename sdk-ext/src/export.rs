@@ -126,6 +126,11 @@ macro_rules! export_module {
             }
 
             #[no_mangle]
+            pub extern "C" fn proxy_on_queue_ready(context_id: u32, queue_id: u32) {
+                with((), |d| d.on_queue_ready(context_id, queue_id))
+            }
+
+            #[no_mangle]
             pub extern "C" fn proxy_on_request_headers(
                 context_id: u32,
                 _n: usize,

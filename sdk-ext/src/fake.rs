@@ -31,7 +31,7 @@ use crate::filter::{Action, Factory, RootFilter};
 use crate::host::{BufferType, Host, MapType, MetricType, Status, StreamType};
 use crate::wire::{decode_pairs, encode_pairs, Pairs};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -102,12 +102,26 @@ struct Metric {
     value: i64,
 }
 
-/// What every worker of one fake Envoy shares: the clock and shared data.
+/// A shared queue: its name, the worker whose root registered it first (Envoy notifies that
+/// one), and its items.
+#[derive(Debug)]
+struct Queue {
+    name: String,
+    owner: usize,
+    items: VecDeque<Vec<u8>>,
+}
+
+/// What every worker of one fake Envoy shares: the clock, shared data and shared queues.
 #[derive(Debug, Default)]
 struct Common {
     now: u64,
     shared: HashMap<String, (Vec<u8>, u32)>,
     interleaved: Vec<(String, Vec<u8>)>,
+    /// Queue `id` is at index `id - 1`.
+    queues: Vec<Queue>,
+    /// `on_queue_ready` notifications waiting, per worker.
+    queue_ready: HashMap<usize, Vec<u32>>,
+    workers: usize,
 }
 
 #[derive(Debug, Default)]
@@ -123,6 +137,8 @@ struct State {
     plugin_config: Vec<u8>,
     failing: Vec<&'static str>,
     calls_made: HashMap<&'static str, usize>,
+    /// This worker's number among the workers sharing [`Common`].
+    worker: usize,
 }
 
 /// The in-memory host of one worker. Observe it after driving a [`FakeModule`].
@@ -153,7 +169,8 @@ impl FakeHost {
     /// `replace_header_map_value`, `remove_header_map_value`, `get_buffer_bytes`,
     /// `set_buffer_bytes`, `get_property`, `send_local_response`, `http_call`,
     /// `get_shared_data`, `set_shared_data`, `define_metric`, `increment_metric`, `record_metric`,
-    /// `get_current_time_nanoseconds`.
+    /// `get_current_time_nanoseconds`, `register_shared_queue`, `resolve_shared_queue`,
+    /// `enqueue_shared_queue`, `dequeue_shared_queue`.
     pub fn fail(&self, hostcall: &'static str) {
         self.state.borrow_mut().failing.push(hostcall);
     }
@@ -441,9 +458,14 @@ impl Host for FakeHost {
                 BufferType::HttpResponseBody => &mut stream.response_body,
                 _ => return Err(Status::BadArgument),
             };
-            let start = start.min(body.len());
-            let end = start.saturating_add(size).min(body.len());
-            body.splice(start..end, data.iter().copied());
+            // Envoy's Buffer::copyFrom: replace a prefix, or append; nothing in between.
+            if start == 0 {
+                body.splice(..size.min(body.len()), data.iter().copied());
+            } else if start >= body.len() {
+                body.extend_from_slice(data);
+            } else {
+                return Err(Status::BadArgument);
+            }
             Ok(())
         })?
     }
@@ -571,6 +593,54 @@ impl Host for FakeHost {
         Ok(())
     }
 
+    fn register_shared_queue(&self, name: &str) -> Result<u32, Status> {
+        self.check("register_shared_queue")?;
+        let worker = self.state.borrow().worker;
+        let mut common = self.common.borrow_mut();
+        if let Some(index) = common.queues.iter().position(|queue| queue.name == name) {
+            return Ok(index as u32 + 1);
+        }
+        common.queues.push(Queue {
+            name: name.to_string(),
+            owner: worker,
+            items: VecDeque::new(),
+        });
+        Ok(common.queues.len() as u32)
+    }
+
+    fn resolve_shared_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, Status> {
+        self.check("resolve_shared_queue")?;
+        // The fake Envoy runs one VM group, without a vm_id.
+        if !vm_id.is_empty() {
+            return Ok(None);
+        }
+        let common = self.common.borrow();
+        Ok(common
+            .queues
+            .iter()
+            .position(|queue| queue.name == name)
+            .map(|index| index as u32 + 1))
+    }
+
+    fn enqueue_shared_queue(&self, queue_id: u32, value: &[u8]) -> Result<(), Status> {
+        self.check("enqueue_shared_queue")?;
+        let mut common = self.common.borrow_mut();
+        let index = (queue_id as usize).checked_sub(1).ok_or(Status::NotFound)?;
+        let queue = common.queues.get_mut(index).ok_or(Status::NotFound)?;
+        queue.items.push_back(value.to_vec());
+        let owner = queue.owner;
+        common.queue_ready.entry(owner).or_default().push(queue_id);
+        Ok(())
+    }
+
+    fn dequeue_shared_queue(&self, queue_id: u32) -> Result<Option<Vec<u8>>, Status> {
+        self.check("dequeue_shared_queue")?;
+        let mut common = self.common.borrow_mut();
+        let index = (queue_id as usize).checked_sub(1).ok_or(Status::NotFound)?;
+        let queue = common.queues.get_mut(index).ok_or(Status::NotFound)?;
+        Ok(queue.items.pop_front())
+    }
+
     fn metric(&self, id: u32) -> Result<u64, Status> {
         let state = self.state.borrow();
         let metric = state.metrics.get(id as usize).ok_or(Status::NotFound)?;
@@ -613,6 +683,9 @@ impl FakeModule {
             let mut state = host.state.borrow_mut();
             state.plugin_config = config.to_vec();
             state.current = 1;
+            let mut common = host.common.borrow_mut();
+            state.worker = common.workers;
+            common.workers += 1;
         }
         let mut dispatcher = Dispatcher::new(host.clone(), module);
         dispatcher.on_context_create(1, 0);
@@ -793,6 +866,25 @@ impl FakeModule {
         self.dispatcher.on_done(context_id);
         self.dispatcher.on_delete(context_id);
         self.host.state.borrow_mut().streams.remove(&context_id);
+    }
+
+    /// Delivers this worker's pending `proxy_on_queue_ready` notifications (one per item
+    /// enqueued to a queue this worker registered first); returns how many.
+    pub fn deliver_queue_ready(&mut self) -> usize {
+        let worker = self.host.state.borrow().worker;
+        let pending = self
+            .host
+            .common
+            .borrow_mut()
+            .queue_ready
+            .remove(&worker)
+            .unwrap_or_default();
+        for &queue_id in &pending {
+            self.enter(self.root_context_id);
+            self.dispatcher
+                .on_queue_ready(self.root_context_id, queue_id);
+        }
+        pending.len()
     }
 
     /// Moves the clock.

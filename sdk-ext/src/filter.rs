@@ -29,6 +29,9 @@ pub trait RootFilter: Sized + 'static {
     /// A callout the root dispatched was answered (`num_headers` is 0 when it failed).
     fn on_http_call_response(_root: &Rc<Self>, _cx: &mut RootCx<'_>, _response: &CallResponse<'_>) {
     }
+    /// Shared queue `queue_id`, which this filter registered
+    /// ([`RootCx::register_queue`]), has items.
+    fn on_queue_ready(_root: &Rc<Self>, _cx: &mut RootCx<'_>, _queue_id: u32) {}
 }
 
 /// Per-request side of a filter. Every hook defaults to `Continue`.
@@ -96,6 +99,7 @@ pub(crate) trait AnyRoot {
     fn create_http(&self) -> Box<dyn HttpFilter>;
     fn on_tick(&self, cx: &mut RootCx<'_>);
     fn on_http_call_response(&self, cx: &mut RootCx<'_>, response: &CallResponse<'_>);
+    fn on_queue_ready(&self, cx: &mut RootCx<'_>, queue_id: u32);
 }
 
 struct Root<F: RootFilter>(Rc<F>);
@@ -109,6 +113,9 @@ impl<F: RootFilter> AnyRoot for Root<F> {
     }
     fn on_http_call_response(&self, cx: &mut RootCx<'_>, response: &CallResponse<'_>) {
         F::on_http_call_response(&self.0, cx, response)
+    }
+    fn on_queue_ready(&self, cx: &mut RootCx<'_>, queue_id: u32) {
+        F::on_queue_ready(&self.0, cx, queue_id)
     }
 }
 

@@ -4,7 +4,21 @@
 use crate::host::{Host, Status};
 use crate::proto::{AppendAction, HeaderEdit};
 pub use crate::types::MapType;
+use crate::validate;
 use crate::wire::{decode_pairs, Pairs};
+
+fn check_pseudo(name: &str, value: &[u8]) -> Result<(), Status> {
+    if !name.starts_with(':') {
+        return Ok(());
+    }
+    validate::pseudo_header_value(name, value).map_err(|reason| {
+        log::warn!(
+            "refused to write {name}: {reason}: {:?}",
+            String::from_utf8_lossy(value.get(..64).unwrap_or(value))
+        );
+        Status::BadArgument
+    })
+}
 
 /// One of the stream's header or trailer maps (or a callout answer's), from a context:
 /// `cx.request_headers().get("x-user")`.
@@ -29,13 +43,18 @@ impl<'a> Headers<'a> {
         self.get(name).map(|value| value.is_some())
     }
 
-    /// Replaces every value of `name` with `value` (`proxy_replace_header_map_value`).
+    /// Replaces every value of `name` with `value` (`proxy_replace_header_map_value`). A
+    /// pseudo-header value invalid for its name is refused with `BadArgument`, before the host
+    /// sees it ([`validate::pseudo_header_value`]).
     pub fn set(&self, name: &str, value: &[u8]) -> Result<(), Status> {
+        check_pseudo(name, value)?;
         self.host.replace_header(self.map, name, value)
     }
 
     /// Adds one more entry for `name`, keeping existing ones (`proxy_add_header_map_value`).
+    /// Pseudo-header values are checked as [`set`](Self::set) checks them.
     pub fn add(&self, name: &str, value: &[u8]) -> Result<(), Status> {
+        check_pseudo(name, value)?;
         self.host.add_header(self.map, name, value)
     }
 

@@ -51,6 +51,10 @@ pub trait Host {
     fn increment_metric(&self, id: u32, delta: i64) -> Result<(), Status>;
     fn record_metric(&self, id: u32, value: u64) -> Result<(), Status>;
     fn metric(&self, id: u32) -> Result<u64, Status>;
+    fn register_shared_queue(&self, name: &str) -> Result<u32, Status>;
+    fn resolve_shared_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, Status>;
+    fn enqueue_shared_queue(&self, queue_id: u32, value: &[u8]) -> Result<(), Status>;
+    fn dequeue_shared_queue(&self, queue_id: u32) -> Result<Option<Vec<u8>>, Status>;
 }
 
 /// Maps a raw status to `Ok(())` or the matching [`Status`]; unknown codes become `InternalFailure`.
@@ -278,5 +282,43 @@ impl Host for WasmHost {
         let mut value = 0;
         check(unsafe { abi::proxy_get_metric(id, &mut value) })?;
         Ok(value)
+    }
+
+    fn register_shared_queue(&self, name: &str) -> Result<u32, Status> {
+        let mut id = 0;
+        check(unsafe { abi::proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
+        Ok(id)
+    }
+
+    fn resolve_shared_queue(&self, vm_id: &str, name: &str) -> Result<Option<u32>, Status> {
+        let mut id = 0;
+        match check(unsafe {
+            abi::proxy_resolve_shared_queue(
+                vm_id.as_ptr(),
+                vm_id.len(),
+                name.as_ptr(),
+                name.len(),
+                &mut id,
+            )
+        }) {
+            Ok(()) => Ok(Some(id)),
+            Err(Status::NotFound) => Ok(None),
+            Err(status) => Err(status),
+        }
+    }
+
+    fn enqueue_shared_queue(&self, queue_id: u32, value: &[u8]) -> Result<(), Status> {
+        check(unsafe { abi::proxy_enqueue_shared_queue(queue_id, value.as_ptr(), value.len()) })
+    }
+
+    fn dequeue_shared_queue(&self, queue_id: u32) -> Result<Option<Vec<u8>>, Status> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        match check(unsafe { abi::proxy_dequeue_shared_queue(queue_id, &mut data, &mut size) }) {
+            // SAFETY: on Ok the host wrote a buffer it allocated in this module, or null.
+            Ok(()) => Ok(Some(unsafe { take_host_buffer(data, size) })),
+            Err(Status::Empty) => Ok(None),
+            Err(status) => Err(status),
+        }
     }
 }

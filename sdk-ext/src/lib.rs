@@ -8,6 +8,7 @@
 //! of filters links into one module.
 
 mod abi;
+pub mod body;
 pub mod callout;
 pub mod config;
 mod cx;

@@ -98,9 +98,107 @@ pub fn header_value(value: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a value a filter writes into pseudo-header `name` at run time (a value rendered from
+/// the request, say): Envoy forwards what a filter sets, so a `:path` of `GET /evil` or a
+/// `:status` of 0 would reach the upstream or the client as it is.
+///
+/// - `:method`, `:protocol`: a token;
+/// - `:path`: `*`, or `/` then visible ASCII without `#`;
+/// - `:authority`: a host and optional port: RFC 3986 unreserved, sub-delims, `%`, `:`, `[`, `]`
+///   (no userinfo, no path);
+/// - `:scheme`: a letter, then letters, digits, `+`, `-`, `.`;
+/// - `:status`: three digits from 100 to 599;
+/// - any other pseudo-header is refused.
+pub fn pseudo_header_value(name: &str, value: &[u8]) -> Result<(), &'static str> {
+    let valid = match name {
+        ":method" | ":protocol" => !value.is_empty() && value.iter().all(|&b| is_token_byte(b)),
+        ":path" => {
+            value == b"*"
+                || (value.first() == Some(&b'/')
+                    && value.iter().all(|&b| b.is_ascii_graphic() && b != b'#'))
+        }
+        ":authority" => {
+            !value.is_empty()
+                && value
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+        }
+        ":scheme" => {
+            value.first().is_some_and(u8::is_ascii_alphabetic)
+                && value
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        }
+        ":status" => {
+            value.len() == 3
+                && value.iter().all(u8::is_ascii_digit)
+                && value.first().is_some_and(|b| (b'1'..=b'5').contains(b))
+        }
+        _ => return Err("not a pseudo-header Envoy knows"),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(match name {
+            ":method" | ":protocol" => "must be a token",
+            ":path" => "must be * or start with / and hold only visible ASCII without #",
+            ":authority" => "must be a host and optional port",
+            ":scheme" => "must be a URI scheme",
+            _ => "must be three digits from 100 to 599",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pseudo_header_values_are_checked_by_kind() {
+        let valid: &[(&str, &[u8])] = &[
+            (":method", b"GET"),
+            (":method", b"PROPFIND"),
+            (":path", b"/a/b?c=d%20e"),
+            (":path", b"*"),
+            (":authority", b"example.com:8443"),
+            (":authority", b"[::1]:80"),
+            (":scheme", b"https"),
+            (":status", b"100"),
+            (":status", b"599"),
+            (":protocol", b"websocket"),
+        ];
+        for (name, value) in valid {
+            assert_eq!(pseudo_header_value(name, value), Ok(()), "{name} {value:?}");
+        }
+        let invalid: &[(&str, &[u8])] = &[
+            (":method", b"GET /evil"),
+            (":method", b""),
+            (":path", b"evil"),
+            (":path", b"/a b"),
+            (":path", b"/a#frag"),
+            (":path", b"/\xff"),
+            (":path", b""),
+            (":authority", b"a@b"),
+            (":authority", b"a/b"),
+            (":authority", b"a b"),
+            (":authority", b""),
+            (":scheme", b"1http"),
+            (":scheme", b"ht tp"),
+            (":status", b"999"),
+            (":status", b"0"),
+            (":status", b"099"),
+            (":status", b"20"),
+            (":status", b"2000"),
+            (":status", b" 200"),
+            (":unknown", b"x"),
+        ];
+        for (name, value) in invalid {
+            assert!(
+                pseudo_header_value(name, value).is_err(),
+                "{name} {value:?}"
+            );
+        }
+    }
 
     #[test]
     fn names_are_tokens_lower_cased() {

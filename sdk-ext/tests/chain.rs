@@ -54,6 +54,12 @@ struct ProbeConfig {
     wake_on_tick: bool,
     #[serde(default)]
     max: Option<u32>,
+    /// Registers queue "q"; each request enqueues its path to it.
+    #[serde(default)]
+    queue: bool,
+    /// Replaces the whole request body with this once it has all of it.
+    #[serde(default)]
+    replace_body: Option<String>,
 }
 
 /// A filter that records each hook and does what its config says.
@@ -76,6 +82,9 @@ impl RootFilter for Probe {
             cx.set_tick_period(Duration::from_millis(millis));
         }
         let _ = cx.shared_data().set("k", config.id.as_bytes(), 0);
+        if config.queue {
+            cx.register_queue("q").unwrap();
+        }
         Ok(Probe {
             requests: Counter::define(cx, &format!("probe.{}.requests", config.id)),
             config,
@@ -87,6 +96,15 @@ impl RootFilter for Probe {
         ProbeHttp {
             root: root.clone(),
             token: None,
+        }
+    }
+
+    fn on_queue_ready(root: &Rc<Self>, cx: &mut RootCx<'_>, queue_id: u32) {
+        while let Some(item) = cx.dequeue(queue_id).unwrap() {
+            trace(
+                &root.config.id,
+                format!("queued {}", String::from_utf8_lossy(&item)),
+            );
         }
     }
 
@@ -129,6 +147,11 @@ impl HttpFilter for ProbeHttp {
         let now = cx.now_nanos().unwrap();
         CLOCK.with(|clock| clock.borrow_mut().push(format!("{}:{now}", self.id())));
         self.root.requests.increment(cx);
+        if self.root.config.queue {
+            let queue = cx.resolve_queue("", "q").unwrap().unwrap();
+            let path = cx.request_headers().get(":path").unwrap().unwrap();
+            cx.enqueue(queue, &path).unwrap();
+        }
         cx.request_headers()
             .add("x-seen", self.id().as_bytes())
             .unwrap();
@@ -152,6 +175,13 @@ impl HttpFilter for ProbeHttp {
     }
 
     fn on_request_body(&mut self, cx: &mut HttpCx<'_>, size: usize, end: bool) -> Action {
+        if let Some(replacement) = &self.root.config.replace_body {
+            if !end {
+                return Action::Pause;
+            }
+            cx.set_request_body(0, size, replacement.as_bytes())
+                .unwrap();
+        }
         let body = cx.request_body(0, size).unwrap();
         trace(
             self.id(),
@@ -364,6 +394,36 @@ fn a_body_and_trailers_sent_while_a_filter_holds_the_headers_wait_for_it() {
 }
 
 #[test]
+fn a_replaced_body_reaches_the_next_filters_at_its_new_size() {
+    let replace = |id: &str, body: &str| serde_json::json!({"id": id, "replace_body": body});
+    let mut module = chain(&[
+        id("a"),
+        replace("b", "a body longer than the one sent"),
+        id("c"),
+        replace("d", "short"),
+        id("e"),
+    ]);
+    let stream = module.stream();
+    let post = [(":method", "POST"), (":path", "/upload")];
+    module.request_headers(stream, &post, false);
+    assert_eq!(module.request_body(stream, b"sec", false), Action::Pause);
+    take_trace();
+    assert_eq!(module.request_body(stream, b"ret", true), Action::Continue);
+    assert_eq!(
+        take_trace(),
+        [
+            "a:request_body(secret, true)",
+            // b and d read their own replacement at the size they were told.
+            "b:request_body(a body, true)",
+            "c:request_body(a body longer than the one sent, true)",
+            "d:request_body(short, true)",
+            "e:request_body(short, true)",
+        ],
+        "each filter is told the size the filters before it left"
+    );
+}
+
+#[test]
 fn a_stream_that_is_never_woken_is_never_continued_and_a_late_wake_after_its_end_is_dropped() {
     let mut module = chain(&[
         serde_json::json!({"id": "a", "pause": true, "tick_ms": 5, "wake_on_tick": true}),
@@ -551,6 +611,31 @@ fn workers_share_the_clock_and_shared_data_but_not_streams() {
         second.host().request_header(stream, "x-seen").as_deref(),
         Some("a")
     );
+}
+
+#[test]
+fn queue_notifications_reach_the_filter_that_registered_the_queue_on_its_worker() {
+    let queue = |id: &str| serde_json::json!({"id": id, "queue": true});
+    let mut first = chain(&[queue("a"), id("plain"), queue("b")]);
+    let mut second = first.worker();
+    let stream = second.stream();
+    second.request_headers(
+        stream,
+        &[(":method", "GET"), (":path", "/from-second")],
+        true,
+    );
+    take_trace();
+    assert_eq!(
+        second.deliver_queue_ready(),
+        0,
+        "the first worker registered the queues first, so Envoy notifies it"
+    );
+    assert_eq!(first.deliver_queue_ready(), 2);
+    assert_eq!(
+        take_trace(),
+        ["a:queued /from-second", "b:queued /from-second"]
+    );
+    assert_eq!(first.deliver_queue_ready(), 0);
 }
 
 #[test]

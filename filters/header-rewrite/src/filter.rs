@@ -9,18 +9,29 @@ use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
 use std::borrow::Cow;
 use std::rc::Rc;
 
+sdk_ext::stats! {
+    /// The filter's counters, `header_rewrite.<field>`.
+    pub struct Stats {
+        /// Pseudo-header writes refused because the value is invalid for the header (a `:path`
+        /// of `GET /evil` rendered from a request header, a `:status` of 999).
+        invalid_pseudo_header: Counter,
+    }
+}
+
 /// The per-VM root: the validated configuration.
 pub struct HeaderRewriteRoot {
     config: Config,
+    stats: Stats,
 }
 
 impl RootFilter for HeaderRewriteRoot {
     const NAME: &'static str = "header_rewrite";
     type Http = HeaderRewrite;
 
-    fn configure(_cx: &mut RootCx<'_>, config: &[u8]) -> Result<Self, ConfigError> {
+    fn configure(cx: &mut RootCx<'_>, config: &[u8]) -> Result<Self, ConfigError> {
         Ok(HeaderRewriteRoot {
             config: load::<HeaderRewriteConfig>(config)?,
+            stats: Stats::define(cx, "header_rewrite"),
         })
     }
 
@@ -43,7 +54,8 @@ impl HttpFilter for HeaderRewrite {
     fn on_request_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
         let config = &self.root.config;
         let headers = cx.request_headers();
-        apply(&config.request, headers, &mut RequestLookup { cx });
+        let refused = apply(&config.request, headers, &mut RequestLookup { cx });
+        self.root.stats.invalid_pseudo_header.add(cx, refused);
         self.captured = config
             .captured_request_headers
             .iter()
@@ -53,31 +65,34 @@ impl HttpFilter for HeaderRewrite {
     }
 
     fn on_request_trailers(&mut self, cx: &mut HttpCx<'_>) -> Action {
-        apply(
+        let refused = apply(
             &self.root.config.request_trailers,
             cx.request_trailers(),
             &mut RequestLookup { cx },
         );
+        self.root.stats.invalid_pseudo_header.add(cx, refused);
         Action::Continue
     }
 
     fn on_response_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
         let mut lookup = self.response_lookup(cx);
-        apply(
+        let refused = apply(
             &self.root.config.response,
             cx.response_headers(),
             &mut lookup,
         );
+        self.root.stats.invalid_pseudo_header.add(cx, refused);
         Action::Continue
     }
 
     fn on_response_trailers(&mut self, cx: &mut HttpCx<'_>) -> Action {
         let mut lookup = self.response_lookup(cx);
-        apply(
+        let refused = apply(
             &self.root.config.response_trailers,
             cx.response_trailers(),
             &mut lookup,
         );
+        self.root.stats.invalid_pseudo_header.add(cx, refused);
         Action::Continue
     }
 }
@@ -136,16 +151,20 @@ impl Lookup for ResponseLookup<'_> {
     }
 }
 
-fn apply(mutations: &[Mutation], map: Headers<'_>, lookup: &mut impl Lookup) {
+/// Applies `mutations`; returns how many pseudo-header writes were refused for their value.
+fn apply(mutations: &[Mutation], map: Headers<'_>, lookup: &mut impl Lookup) -> u64 {
     let mut rendered = Vec::new();
+    let mut refused = 0;
     for mutation in mutations {
         if let Err(status) = apply_one(mutation, map, lookup, &mut rendered) {
-            log::warn!(
-                "header_rewrite: could not apply a mutation of {:?}: {status:?}",
-                mutation_name(mutation)
-            );
+            let name = mutation_name(mutation);
+            if status == Status::BadArgument && name.starts_with(':') {
+                refused += 1;
+            }
+            log::warn!("header_rewrite: could not apply a mutation of {name:?}: {status:?}");
         }
     }
+    refused
 }
 
 fn apply_one(

@@ -299,6 +299,68 @@ fn pseudo_headers_can_be_set() {
 }
 
 #[test]
+fn pseudo_header_values_rendered_from_the_request_are_checked_and_counted() {
+    let mut module = start(json!({"mutations": {
+        "request_mutations": [
+            append(":method", "%REQ(x-method)%", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            append(":path", "%REQ(x-path)%", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            append(":authority", "%REQ(x-host)%", "OVERWRITE_IF_EXISTS_OR_ADD")
+        ],
+        "response_mutations": [
+            append(":status", "%REQ(x-status)%", "OVERWRITE_IF_EXISTS_OR_ADD")
+        ]
+    }}));
+    let counted =
+        |module: &FakeModule| module.host().metric("header_rewrite.invalid_pseudo_header");
+    assert_eq!(counted(&module), Some(0));
+    let hostile = module.stream();
+    let request = [
+        (":method", "GET"),
+        (":path", "/api/items"),
+        (":authority", "example.com"),
+        ("x-method", "GET /evil"),
+        ("x-path", "evil"),
+        ("x-host", "attacker@example.com"),
+        ("x-status", "999"),
+    ];
+    module.request_headers(hostile, &request, true);
+    module.response_headers(hostile, &[(":status", "200")], true);
+    assert_eq!(texts(&module, hostile, REQ, ":method"), ["GET"]);
+    assert_eq!(texts(&module, hostile, REQ, ":path"), ["/api/items"]);
+    assert_eq!(texts(&module, hostile, REQ, ":authority"), ["example.com"]);
+    assert_eq!(texts(&module, hostile, RESP, ":status"), ["200"]);
+    assert_eq!(counted(&module), Some(4));
+    for status in ["0", "20", "2000", "600"] {
+        let stream = module.stream();
+        let request = [(":path", "/"), ("x-status", status)];
+        module.request_headers(stream, &request, true);
+        module.response_headers(stream, &[(":status", "200")], true);
+        assert_eq!(texts(&module, stream, RESP, ":status"), ["200"], "{status}");
+    }
+    assert_eq!(counted(&module), Some(8));
+    // Valid values still go through.
+    let fine = module.stream();
+    let request = [
+        (":method", "GET"),
+        (":path", "/"),
+        ("x-method", "PURGE"),
+        ("x-path", "/ok?a=1"),
+        ("x-host", "internal.svc:8080"),
+        ("x-status", "418"),
+    ];
+    module.request_headers(fine, &request, true);
+    module.response_headers(fine, &[(":status", "200")], true);
+    assert_eq!(texts(&module, fine, REQ, ":method"), ["PURGE"]);
+    assert_eq!(texts(&module, fine, REQ, ":path"), ["/ok?a=1"]);
+    assert_eq!(
+        texts(&module, fine, REQ, ":authority"),
+        ["internal.svc:8080"]
+    );
+    assert_eq!(texts(&module, fine, RESP, ":status"), ["418"]);
+    assert_eq!(counted(&module), Some(8));
+}
+
+#[test]
 fn request_templates_read_headers_and_properties() {
     let mut module = start(json!({"mutations": {"request_mutations": [
         append("x-greeting", "hello %REQ(X-User)% from %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "APPEND_IF_EXISTS_OR_ADD"),
@@ -598,5 +660,8 @@ fn refused_configs_name_the_field() {
     }
     assert!(refused(&[0xff, b'{', 0x00])
         .reason
-        .contains("expected value"));
+        .contains("must be a JSON object"));
+    assert!(refused(b"{\"mutations\": {}, \xff}")
+        .reason
+        .contains("key must be a string"));
 }

@@ -73,9 +73,10 @@ pub struct ProviderConfig {
     /// Claims copied into request headers.
     #[serde(default)]
     pub claim_to_headers: Vec<ClaimToHeader>,
-    /// Allowed clock difference for `exp` and `nbf`; 0 means the default, 60.
+    /// Allowed clock difference for `exp` and `nbf`; 0 means the default, 60. A uint32, as in
+    /// Envoy's proto.
     #[serde(default)]
-    pub clock_skew_seconds: u64,
+    pub clock_skew_seconds: u32,
     /// Tokens without `exp` are refused.
     #[serde(default)]
     pub require_expiration: bool,
@@ -524,7 +525,7 @@ impl ProviderConfig {
             clock_skew: if self.clock_skew_seconds == 0 {
                 DEFAULT_CLOCK_SKEW
             } else {
-                self.clock_skew_seconds
+                u64::from(self.clock_skew_seconds)
             },
             max_lifetime,
             cache_size,

@@ -19,8 +19,11 @@ use std::time::Duration;
 const MAX_HEADERS_TO_ADD: usize = 10;
 /// Native's default `max_dynamic_descriptors`.
 const DEFAULT_MAX_DYNAMIC_DESCRIPTORS: u32 = 20;
-/// The most keys one wildcard descriptor may track (24 bytes of shared data each).
-const MAX_DYNAMIC_DESCRIPTORS: u32 = 1 << 20;
+/// The most descriptors all wildcard descriptors together may track: `max_dynamic_descriptors`
+/// times the number of wildcard descriptors. Their tables (24 bytes of shared data per
+/// descriptor, in keys of 16) are created when the filter is configured, on every worker, and
+/// proxy-wasm cannot delete a key; this keeps that at 6 MiB and a fraction of a second.
+const MAX_DYNAMIC_DESCRIPTORS: u32 = 1 << 18;
 /// Keys per shared-data value of a wildcard table: one CAS covers all of them.
 pub const MAX_WAYS: u32 = 16;
 /// Native refuses faster fills.
@@ -154,6 +157,17 @@ impl Validate for RateLimitConfig {
                 Parsed::Static(d) => descriptors.push(d),
                 Parsed::Wildcard(w) => wildcards.push(w),
             }
+        }
+        let tracked = u64::from(max_dynamic) * wildcards.len() as u64;
+        if tracked > u64::from(MAX_DYNAMIC_DESCRIPTORS) {
+            return Err(ConfigError::new(
+                "max_dynamic_descriptors",
+                format!(
+                    "{max_dynamic} for each of {} wildcard descriptors tracks {tracked} descriptors; \
+                     at most {MAX_DYNAMIC_DESCRIPTORS} in all",
+                    wildcards.len()
+                ),
+            ));
         }
         let policies = validate_each(
             "rate_limits",

@@ -637,6 +637,50 @@ fn a_bad_config_is_refused_with_the_field_path() {
     assert_eq!(error.path, "rate_limits[0].actions[0]", "{error}");
 }
 
+#[test]
+fn wildcard_tables_are_bounded_in_all_and_cheap_to_create_at_the_bound() {
+    let wildcards = |count: usize, max_dynamic: u32| {
+        let descriptors: Vec<Value> = (0..count)
+            .map(|index| descriptor(&format!("key{index}"), "", bucket(5, 1, "1s")))
+            .collect();
+        let mut config = config(json!({"descriptors": descriptors}));
+        config["max_dynamic_descriptors"] = json!(max_dynamic);
+        config
+    };
+    // 16 wildcard descriptors of 2^20 each took 722 MB and 19 s to configure: refused whole.
+    let error =
+        FakeModule::standalone::<RateLimitRoot>(wildcards(16, 1 << 20).to_string().as_bytes())
+            .err()
+            .expect("refused");
+    assert_eq!(error.path, "max_dynamic_descriptors", "{error}");
+    assert!(error.reason.contains("between 1 and 262144"), "{error}");
+    for (count, max_dynamic) in [(2, 1 << 18), (16, 1 << 15)] {
+        let config = wildcards(count, max_dynamic).to_string();
+        let error = FakeModule::standalone::<RateLimitRoot>(config.as_bytes())
+            .err()
+            .expect("refused");
+        assert_eq!(error.path, "max_dynamic_descriptors", "{error}");
+        assert!(error.reason.contains("at most 262144 in all"), "{error}");
+    }
+    // At the bound the tables come to 6 MiB of shared data.
+    let started = std::time::Instant::now();
+    let at_bound = module(&wildcards(16, 1 << 14));
+    let elapsed = started.elapsed();
+    let bytes: usize = at_bound
+        .host()
+        .shared_keys()
+        .iter()
+        .filter_map(|key| at_bound.host().shared_data(key))
+        .map(|(value, _)| value.len())
+        .sum();
+    assert_eq!(
+        bytes,
+        (1 << 18) * 24 + 16 * 8,
+        "the tables and the overflow buckets"
+    );
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
+
 // --- The store on the fake host's shared data ------------------------------------------------
 
 type Job = Box<dyn FnOnce(&SharedData<'_>)>;

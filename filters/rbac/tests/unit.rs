@@ -628,7 +628,7 @@ fn a_bad_config_is_refused_at_its_field_path() {
     let error = FakeModule::standalone::<RbacRoot>(b"[]")
         .err()
         .expect("refused");
-    assert!(error.reason.contains("invalid type"), "{error}");
+    assert!(error.reason.contains("must be a JSON object"), "{error}");
     for (config, path, reason) in bad_configs() {
         let error = FakeModule::standalone::<RbacRoot>(config.to_string().as_bytes())
             .err()
