@@ -69,7 +69,7 @@ pub(crate) fn engine() -> &'static Engine {
 fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    config.max_wasm_stack(1 << 20);
+    config.max_wasm_stack(crate::stack::MAX_WASM_STACK);
     config
 }
 
@@ -78,10 +78,7 @@ fn linker(abi: AbiVersion) -> Result<&'static Linker<HostState>> {
     let linkers = LINKERS.get_or_init(|| {
         let build = |abi| -> std::result::Result<Linker<HostState>, String> {
             let mut linker = Linker::new(engine());
-            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| {
-                &mut state.wasi
-            })
-            .map_err(|e| format!("WASI: {e}"))?;
+            crate::wasi::add_to_linker(&mut linker).map_err(|e| format!("WASI: {e}"))?;
             hostcalls::add_to_linker(&mut linker, abi).map_err(|e| format!("hostcalls: {e}"))?;
             Ok(linker)
         };
@@ -191,56 +188,6 @@ pub(crate) fn abi_version(module: &Module) -> Result<AbiVersion> {
     Err(Error::Load("missing or unknown proxy-wasm ABI version: the module exports no proxy_abi_version_* function".into()))
 }
 
-/// The WASI preview 1 functions (all of them are provided).
-const WASI_P1: &[&str] = &[
-    "args_get",
-    "args_sizes_get",
-    "environ_get",
-    "environ_sizes_get",
-    "clock_res_get",
-    "clock_time_get",
-    "fd_advise",
-    "fd_allocate",
-    "fd_close",
-    "fd_datasync",
-    "fd_fdstat_get",
-    "fd_fdstat_set_flags",
-    "fd_fdstat_set_rights",
-    "fd_filestat_get",
-    "fd_filestat_set_size",
-    "fd_filestat_set_times",
-    "fd_pread",
-    "fd_prestat_get",
-    "fd_prestat_dir_name",
-    "fd_pwrite",
-    "fd_read",
-    "fd_readdir",
-    "fd_renumber",
-    "fd_seek",
-    "fd_sync",
-    "fd_tell",
-    "fd_write",
-    "path_create_directory",
-    "path_filestat_get",
-    "path_filestat_set_times",
-    "path_link",
-    "path_open",
-    "path_readlink",
-    "path_remove_directory",
-    "path_rename",
-    "path_symlink",
-    "path_unlink_file",
-    "poll_oneoff",
-    "proc_exit",
-    "proc_raise",
-    "sched_yield",
-    "random_get",
-    "sock_accept",
-    "sock_recv",
-    "sock_send",
-    "sock_shutdown",
-];
-
 /// Imports of `module` this host cannot satisfy for `abi`, as `module.name`.
 pub(crate) fn unsupported_imports(module: &Module, abi: AbiVersion) -> Vec<String> {
     let provided = hostcalls::names(abi);
@@ -249,7 +196,9 @@ pub(crate) fn unsupported_imports(module: &Module, abi: AbiVersion) -> Vec<Strin
         .filter(|import| {
             let known = match import.module() {
                 "env" => provided.contains(&import.name()),
-                "wasi_snapshot_preview1" | "wasi_unstable" => WASI_P1.contains(&import.name()),
+                module if crate::wasi::MODULES.contains(&module) => {
+                    crate::wasi::FUNCTIONS.contains(&import.name())
+                }
                 _ => false,
             };
             // proxy-wasm-cpp-host rejects every global import.

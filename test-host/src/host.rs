@@ -1,10 +1,11 @@
 //! The host: what all plugins of one test share, as Envoy's workers share it. Shared data, shared
 //! queues, metrics and the clock live here; each plugin (VM) has its own store.
 
+use crate::limits::Limits;
 use crate::plugin::PluginBuilder;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,9 +48,26 @@ pub(crate) struct SharedData {
     /// (vm_id, key) → (value, cas).
     pub entries: HashMap<(String, Vec<u8>), (Vec<u8>, u32)>,
     pub last_cas: u32,
+    /// Bytes of VM ids, keys and values held.
+    pub bytes: usize,
 }
 
 impl SharedData {
+    /// Stores `value` under `key` with a fresh CAS, unless that takes the store past `cap` bytes.
+    pub fn set(&mut self, key: (String, Vec<u8>), value: Vec<u8>, cap: usize) -> Option<u32> {
+        let bytes = match self.entries.get(&key) {
+            Some((old, _)) => self.bytes - old.len() + value.len(),
+            None => self.bytes + key.0.len() + key.1.len() + value.len(),
+        };
+        if bytes > cap {
+            return None;
+        }
+        self.bytes = bytes;
+        let cas = self.next_cas();
+        self.entries.insert(key, (value, cas));
+        Some(cas)
+    }
+
     /// One counter for every key, starting at 1 and skipping 0, as proxy-wasm-cpp-host does.
     pub fn next_cas(&mut self) -> u32 {
         self.last_cas = self.last_cas.wrapping_add(1);
@@ -73,6 +91,8 @@ pub(crate) struct Queue {
 pub(crate) struct Queues {
     pub by_token: BTreeMap<u32, Queue>,
     pub last_token: u32,
+    /// Bytes of queue names and waiting items.
+    pub bytes: usize,
 }
 
 #[derive(Debug)]
@@ -92,7 +112,15 @@ pub(crate) struct Shared {
     pub inboxes: Mutex<HashMap<u64, Vec<(u32, u32)>>>,
     /// Clusters that `proxy_http_call` may name; `None` accepts any.
     pub clusters: Mutex<Option<HashSet<String>>>,
+    /// Values held by all histograms.
+    pub histogram_values: AtomicUsize,
+    pub limits: Limits,
     next_vm_key: AtomicU64,
+}
+
+/// Nanoseconds in `duration`, saturating at `u64::MAX` (about 584 years).
+pub(crate) fn saturating_nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Locks a mutex, recovering the data if a panicking test poisoned it.
@@ -110,7 +138,7 @@ impl Shared {
     pub fn now_nanos(&self) -> u64 {
         self.now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos() as u64)
+            .map_or(0, saturating_nanos)
     }
 
     pub fn monotonic(&self) -> Duration {
@@ -129,6 +157,12 @@ impl Shared {
     }
 }
 
+/// The latest wall time the clock saturates at: as many nanoseconds after the epoch as a u64
+/// holds, which is what `proxy_get_current_time_nanoseconds` can report.
+fn far_future() -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(u64::MAX)
+}
+
 /// The entry point of a test: a proxy that runs plugins. Plugins of one host share data, queues,
 /// metrics and the clock; make one host per test so tests stay independent.
 #[derive(Clone, Debug)]
@@ -143,8 +177,14 @@ impl Default for TestHost {
 }
 
 impl TestHost {
-    /// A new host. Its clock starts at the current wall time and moves only when told to.
+    /// A new host with the default [`Limits`]. Its clock starts at the current wall time and
+    /// moves only when told to.
     pub fn new() -> TestHost {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A new host whose plugins are held to `limits`.
+    pub fn with_limits(limits: Limits) -> TestHost {
         TestHost {
             shared: Arc::new(Shared {
                 clock: Mutex::new(Clock {
@@ -156,6 +196,8 @@ impl TestHost {
                 metrics: Mutex::default(),
                 inboxes: Mutex::default(),
                 clusters: Mutex::new(None),
+                histogram_values: AtomicUsize::new(0),
+                limits,
                 next_vm_key: AtomicU64::new(1),
             }),
         }
@@ -195,11 +237,17 @@ impl TestHost {
         lock(&self.shared.clock).now = now;
     }
 
+    /// The caps this host holds its plugins to.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
     /// Moves the wall and monotonic clocks forward. Use `Plugin::advance` to also fire ticks.
+    /// Both saturate rather than overflow.
     pub fn advance_clock(&self, by: Duration) {
         let mut clock = lock(&self.shared.clock);
-        clock.now += by;
-        clock.monotonic += by;
+        clock.monotonic = clock.monotonic.saturating_add(by);
+        clock.now = clock.now.checked_add(by).unwrap_or_else(far_future);
     }
 
     /// Restricts `proxy_http_call` to these clusters, as Envoy does (others are `BadArgument`).
@@ -241,13 +289,16 @@ impl TestHost {
             .cloned()
     }
 
-    /// Sets a shared-data value from the test, with a fresh CAS.
+    /// Sets a shared-data value from the test, with a fresh CAS (the test is not held to
+    /// `Limits::shared_data_bytes`, but its bytes count toward it).
     pub fn set_shared_data(&self, vm_id: &str, key: &[u8], value: &[u8]) -> u32 {
-        let mut data = lock(&self.shared.shared_data);
-        let cas = data.next_cas();
-        data.entries
-            .insert((vm_id.to_string(), key.to_vec()), (value.to_vec(), cas));
-        cas
+        lock(&self.shared.shared_data)
+            .set(
+                (vm_id.to_string(), key.to_vec()),
+                value.to_vec(),
+                usize::MAX,
+            )
+            .unwrap_or_default()
     }
 
     /// The items waiting in a shared queue, oldest first.

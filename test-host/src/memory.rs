@@ -34,6 +34,49 @@ pub(crate) fn read(
         .ok_or(Status::InvalidMemoryAccess)
 }
 
+/// Gathers the buffers of the `count` iovecs (pointer, length) at `iovs`, as `fd_write` reads
+/// them: every iovec and buffer must lie in memory, but only the first `keep` bytes are copied,
+/// so that iovecs repeating one large buffer cannot grow the host. Returns those bytes and the
+/// total length.
+pub(crate) fn gather(
+    caller: &mut Caller<'_, HostState>,
+    iovs: u32,
+    count: u32,
+    keep: usize,
+) -> Result<(Vec<u8>, u64), Status> {
+    if count == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let memory = memory(caller)?;
+    let data = memory.data(&caller);
+    let mut kept = Vec::new();
+    let mut total = 0u64;
+    for index in 0..u64::from(count) {
+        let at = u64::from(iovs) + index * 8;
+        let iovec = usize::try_from(at)
+            .ok()
+            .and_then(|at| data.get(at..at.checked_add(8)?))
+            .ok_or(Status::InvalidMemoryAccess)?;
+        let word = |i: usize| {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(&iovec[i..i + 4]);
+            u32::from_le_bytes(bytes) as usize
+        };
+        let (ptr, len) = (word(0), word(4));
+        if len == 0 {
+            continue;
+        }
+        let buffer = ptr
+            .checked_add(len)
+            .and_then(|end| data.get(ptr..end))
+            .ok_or(Status::InvalidMemoryAccess)?;
+        let room = keep.saturating_sub(kept.len());
+        kept.extend_from_slice(&buffer[..buffer.len().min(room)]);
+        total += len as u64;
+    }
+    Ok((kept, total))
+}
+
 /// Copies a string argument out of guest memory (lossily decoded).
 pub(crate) fn read_string(
     caller: &mut Caller<'_, HostState>,

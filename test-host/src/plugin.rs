@@ -4,10 +4,13 @@ use crate::callouts::{GrpcCall, HttpCall, HttpResponse};
 use crate::engine::{self, AbiVersion, EPOCH_TICK, MAX_MEMORY_BYTES};
 use crate::error::{Error, Result};
 use crate::host::{lock, TestHost};
-use crate::state::{CallStatus, CalloutView, HeaderMap, HostState, LogEntry, LogLevel, MapKind};
+use crate::hostcalls::{Fault, HostcallRecord, Status, Times};
+use crate::state::{
+    CallStatus, CalloutView, HeaderMap, HostState, LogEntry, LogLevel, Logs, MapKind, SharedLogs,
+};
 use crate::stream::HttpStream;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -56,6 +59,26 @@ pub struct PluginBuilder {
     plugin_name: String,
     root_id: String,
     environment: Vec<(String, String)>,
+    faults: Vec<Fault>,
+    fault_error: Option<Error>,
+}
+
+/// An injected failure of hostcall `name`; `Error::Usage` for a name this host does not provide,
+/// `None` when it never applies.
+fn fault(name: &str, status: Status, times: Times) -> Result<Option<Fault>> {
+    let name = crate::hostcalls::known_name(name)
+        .ok_or_else(|| Error::Usage(format!("{name} is not a hostcall of this host")))?;
+    let remaining = match times {
+        Times::Once => Some(1),
+        Times::Next(0) => return Ok(None),
+        Times::Next(n) => Some(n),
+        Times::Always => None,
+    };
+    Ok(Some(Fault {
+        name,
+        status,
+        remaining,
+    }))
 }
 
 impl PluginBuilder {
@@ -72,7 +95,20 @@ impl PluginBuilder {
             plugin_name: String::new(),
             root_id: String::new(),
             environment: Vec::new(),
+            faults: Vec::new(),
+            fault_error: None,
         }
+    }
+
+    /// Makes hostcall `name` fail with `status` from the start (see [`Plugin::fail_hostcall`]),
+    /// e.g. a metric that cannot be defined while the plugin configures. A name this host does
+    /// not provide makes `start` fail with `Error::Usage`.
+    pub fn fail_hostcall(mut self, name: &str, status: Status, times: Times) -> Self {
+        match fault(name, status, times) {
+            Ok(fault) => self.faults.extend(fault),
+            Err(error) => self.fault_error = Some(error),
+        }
+        self
     }
 
     /// The plugin configuration as JSON (Envoy's `configuration` StringValue).
@@ -123,7 +159,8 @@ impl PluginBuilder {
         self
     }
 
-    /// How long one callback may run before it is interrupted with a trap. Default 2 s.
+    /// How long one callback may run before it is interrupted with a trap. Default 2 s; a
+    /// duration too long to count (`Duration::MAX`) saturates.
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
@@ -139,6 +176,9 @@ impl PluginBuilder {
     /// Loads the module and runs Envoy's start sequence: `_initialize` (or `_start`), then
     /// `proxy_on_context_create` for the root, `proxy_on_vm_start`, `proxy_on_configure`.
     pub fn start(self) -> Result<Plugin> {
+        if let Some(error) = self.fault_error {
+            return Err(error);
+        }
         let compiled = match &self.source {
             Source::Path(path) => engine::compile(
                 &std::fs::read(path)
@@ -148,10 +188,15 @@ impl PluginBuilder {
             Source::Compiled(compiled) => compiled.clone(),
         };
         let shared = self.host.shared.clone();
-        let logs: Arc<Mutex<Vec<LogEntry>>> = Arc::default();
-        let (wasi, stdout, stderr) =
-            crate::wasi::context(&shared, &logs, self.log_level, &self.environment);
+        let logs: SharedLogs = Arc::new(Mutex::new(Logs::new(&shared.limits)));
         let vm_key = shared.next_vm_key();
+        let (wasi, stdout, stderr) = crate::wasi::context(
+            shared.limits.output_capture_bytes,
+            &logs,
+            self.log_level,
+            &self.environment,
+            vm_key,
+        );
         let state = HostState {
             wasi,
             limits: StoreLimitsBuilder::new()
@@ -189,16 +234,24 @@ impl PluginBuilder {
             metric_ids: HashMap::new(),
             next_metric_id: [0; 3],
             deferred: Vec::new(),
+            faults: self.faults,
+            trace: VecDeque::new(),
+            caps_reported: 0,
             shutdown_pending: false,
             done_called: false,
         };
         let mut store = Store::new(engine::engine(), state);
         store.limiter(|state| &mut state.limits);
-        let deadline_ticks = (self.call_timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
+        // Saturates (`Duration::MAX` is no deadline in practice) well below u64::MAX: wasmtime
+        // adds the deadline to the current epoch.
+        let deadline_ticks = u64::try_from(self.call_timeout.as_nanos() / EPOCH_TICK.as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1, u64::MAX / 2);
         store.set_epoch_deadline(deadline_ticks);
-        let instance = compiled
-            .pre
-            .instantiate(&mut store)
+        // A start function is a guest call too.
+        let pre = &compiled.pre;
+        let instance = crate::stack::with_room(|| pre.instantiate(&mut store))
+            .map_err(Error::Load)?
             .map_err(|e| Error::Load(format!("instantiation failed: {e:#}")))?;
         let mut vm = Vm {
             store,
@@ -245,7 +298,36 @@ impl Plugin {
     /// Everything logged so far at or above the host log level: `proxy_log` calls, and stdout
     /// (info) and stderr (error) writes, as Envoy logs them.
     pub fn logs(&self) -> Vec<LogEntry> {
-        lock(&self.vm.borrow().store.data().logs).clone()
+        lock(&self.vm.borrow().store.data().logs).entries.clone()
+    }
+
+    /// Makes hostcall `name` (e.g. `"proxy_get_shared_data"`) return `status` to the module, doing
+    /// nothing else, for the next call, the next `n` calls, or every call. Failures for different
+    /// hostcalls apply independently; for one hostcall, the earliest added applies first.
+    /// `Error::Usage` for a name this host does not provide.
+    pub fn fail_hostcall(&self, name: &str, status: Status, times: Times) -> Result<()> {
+        if let Some(fault) = fault(name, status, times)? {
+            self.vm.borrow_mut().store.data_mut().faults.push(fault);
+        }
+        Ok(())
+    }
+
+    /// Removes every injected hostcall failure that has not run out.
+    pub fn clear_hostcall_failures(&self) {
+        self.vm.borrow_mut().store.data_mut().faults.clear();
+    }
+
+    /// Every hostcall the plugin's contexts made, oldest first, with the status each returned
+    /// (the newest `Limits::trace_entries`).
+    pub fn hostcalls(&self) -> Vec<HostcallRecord> {
+        self.vm
+            .borrow()
+            .store
+            .data()
+            .trace
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Log messages at `level` or above.
@@ -259,12 +341,12 @@ impl Plugin {
 
     /// What the module wrote to stdout.
     pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.vm.borrow().store.data().stdout.contents()).into_owned()
+        String::from_utf8_lossy(self.vm.borrow().store.data().stdout.contents()).into_owned()
     }
 
     /// What the module wrote to stderr (a Rust filter's panic message lands here).
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.vm.borrow().store.data().stderr.contents()).into_owned()
+        String::from_utf8_lossy(self.vm.borrow().store.data().stderr.contents()).into_owned()
     }
 
     /// The ABI version the module exports.
@@ -293,7 +375,7 @@ impl Plugin {
     /// Moves the host clock forward by `by`, firing `proxy_on_tick` for every period that
     /// elapses, and failing HTTP callouts whose timeout passes with Envoy's 504.
     pub fn advance(&self, by: Duration) -> Result<()> {
-        let target = self.host.shared.monotonic() + by;
+        let target = self.host.shared.monotonic().saturating_add(by);
         loop {
             let (next_tick, next_timeout) = {
                 let vm = self.vm.borrow();
@@ -303,7 +385,7 @@ impl Plugin {
                     .values()
                     .filter_map(|call| {
                         call.timeout
-                            .map(|timeout| (call.started + timeout, call.token))
+                            .map(|timeout| (call.started.saturating_add(timeout), call.token))
                     })
                     .min();
                 (state.next_tick, timeout)
@@ -324,7 +406,9 @@ impl Plugin {
                             let mut vm = self.vm.borrow_mut();
                             let state = vm.store.data_mut();
                             let period = Duration::from_millis(state.tick_period_ms as u64);
-                            state.next_tick = (!period.is_zero()).then_some(at + period);
+                            state.next_tick = (!period.is_zero())
+                                .then(|| at.checked_add(period))
+                                .flatten();
                         }
                         self.tick()?;
                     }
@@ -345,6 +429,11 @@ impl Plugin {
         let pending = lock(&self.host.shared.inboxes)
             .remove(&vm_key)
             .unwrap_or_default();
+        {
+            let mut queues = lock(&self.host.shared.queues);
+            let delivered = pending.len() * crate::hostcalls::queues::NOTIFICATION_BYTES;
+            queues.bytes = queues.bytes.saturating_sub(delivered);
+        }
         let mut vm = self.vm.borrow_mut();
         for &(root, queue) in &pending {
             vm.call::<(u32, u32), ()>(root, "proxy_on_queue_ready", (root, queue))?;
@@ -564,6 +653,7 @@ impl Vm {
 
     fn rejected(&self, callback: &'static str) -> Error {
         let logs = lock(&self.store.data().logs)
+            .entries
             .iter()
             .filter(|entry| entry.level >= LogLevel::Warn)
             .map(|entry| entry.message.clone())
@@ -600,7 +690,7 @@ impl Vm {
 
     /// Calls export `name` for `context_id`. `Ok(None)` when the module does not export it
     /// (Envoy then uses the callback's default). A trap fails the VM for good.
-    pub fn call<P: WasmParams, R: WasmResults>(
+    pub fn call<P: WasmParams + Send, R: WasmResults + Send>(
         &mut self,
         context_id: u32,
         name: &str,
@@ -617,18 +707,25 @@ impl Vm {
         state.current_context = context_id;
         state.effective_context = None;
         self.store.set_epoch_deadline(self.deadline_ticks);
-        match func.call(&mut self.store, params) {
+        let store = &mut self.store;
+        let outcome = crate::stack::with_room(|| func.call(store, params));
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(reason) => return Err(Error::Usage(reason)),
+        };
+        match outcome {
             Ok(result) => Ok(Some(result)),
             Err(error) => {
                 let message = match error.downcast_ref::<Trap>() {
                     Some(Trap::Interrupt) => format!(
                         "deadline exceeded: the callback ran longer than {} ms",
-                        self.deadline_ticks * EPOCH_TICK.as_millis() as u64
+                        self.deadline_ticks
+                            .saturating_mul(EPOCH_TICK.as_millis() as u64)
                     ),
                     _ => format!("{error:?}"),
                 };
                 let stderr =
-                    String::from_utf8_lossy(&self.store.data().stderr.contents()).into_owned();
+                    String::from_utf8_lossy(self.store.data().stderr.contents()).into_owned();
                 let first_line = message.lines().next().unwrap_or_default().to_string();
                 self.failed = Some(format!("trap in {name}: {first_line}"));
                 self.store.data_mut().deferred.clear();

@@ -20,8 +20,12 @@
 //!   }]
 //! }
 //! ```
+//!
+//! A filter that makes HTTP callouts (ext-authz's check) gets them answered from `"callouts":
+//! [{"status": 200, "headers": [...], "body": "..."}]`, in order; in Envoy they go to the
+//! `upstream` cluster, which answers them before the request itself.
 
-use crate::{Error, HeaderMap, Plugin, TestHost};
+use crate::{Error, HeaderMap, HttpResponse, Plugin, TestHost};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,6 +56,10 @@ pub struct Exchange {
     /// What the upstream answers, if the request reaches it. Default: 200 with no body.
     #[serde(default)]
     pub upstream_response: UpstreamResponse,
+    /// Answers to the filter's HTTP callouts, in the order it makes them. In Envoy the
+    /// `upstream` cluster serves them, before `upstream_response`.
+    #[serde(default)]
+    pub callouts: Vec<UpstreamResponse>,
     /// What must be seen.
     #[serde(default)]
     pub expect: Expectations,
@@ -360,6 +368,19 @@ pub fn play(plugin: &Plugin, exchange: &Exchange) -> Result<Outcome, Error> {
     stream.send_request_headers(&headers, !has_body)?;
     if has_body && stream.local_response().is_none() {
         stream.send_request_body(request.body.as_bytes(), true)?;
+    }
+    for answer in &exchange.callouts {
+        let Some(call) = stream.http_calls().into_iter().next() else {
+            return Err(Error::Usage(format!(
+                "{}: the filter made fewer callouts than the scenario answers",
+                exchange.name
+            )));
+        };
+        let mut response = HttpResponse::new(answer.status).body(answer.body.clone());
+        for (name, value) in &answer.headers {
+            response = response.header(name, value);
+        }
+        plugin.respond_http_call(call.token, response)?;
     }
     let upstream = stream.upstream_request();
     let reached = upstream.complete && stream.local_response().is_none();

@@ -1,10 +1,11 @@
 //! Host state: plain structs that the hostcalls mutate and the tests inspect.
 
 use crate::host::Shared;
+use crate::hostcalls::Status;
+use crate::limits::{Cap, Limits};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use wasmtime::StoreLimits;
-use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// A proxy-wasm log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,7 +55,59 @@ pub struct LogEntry {
 }
 
 /// Logs shared between the store and the WASI output pipes.
-pub(crate) type SharedLogs = Arc<Mutex<Vec<LogEntry>>>;
+pub(crate) type SharedLogs = Arc<Mutex<Logs>>;
+
+/// A plugin's log lines, capped in message bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Logs {
+    pub entries: Vec<LogEntry>,
+    bytes: usize,
+    cap: usize,
+    capped: bool,
+}
+
+impl Logs {
+    pub fn new(limits: &Limits) -> Logs {
+        Logs {
+            cap: limits.log_bytes,
+            ..Logs::default()
+        }
+    }
+
+    /// Appends a line if it fits the cap; the first line that does not is replaced by one line
+    /// that names the cap. Returns whether the line was kept.
+    pub fn push(&mut self, entry: LogEntry) -> bool {
+        let bytes = self.bytes.saturating_add(entry.message.len());
+        if bytes > self.cap {
+            self.refuse();
+            return false;
+        }
+        self.bytes = bytes;
+        self.entries.push(entry);
+        true
+    }
+
+    /// The cap, in message bytes.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Notes that a line was refused: the first time, with a line that names the cap.
+    pub fn refuse(&mut self) {
+        if !self.capped {
+            self.capped = true;
+            self.notice(Cap::LogBytes.message_for(self.cap));
+        }
+    }
+
+    /// Appends a host error line outside the cap (the host writes only a few).
+    pub fn notice(&mut self, message: String) {
+        self.entries.push(LogEntry {
+            level: LogLevel::Error,
+            message,
+        });
+    }
+}
 
 /// Which header map a [`HeaderMap`] is. Envoy keeps some well-known headers "inline": adding a
 /// second value to one of those joins it to the first with a comma instead of adding an entry.
@@ -405,7 +458,7 @@ pub(crate) struct CalloutView {
 
 /// The state of one VM's store.
 pub(crate) struct HostState {
-    pub wasi: WasiP1Ctx,
+    pub wasi: crate::wasi::Wasi,
     pub limits: StoreLimits,
     pub shared: Arc<Shared>,
     /// This VM's key in the shared inbox table (for queue notifications).
@@ -447,6 +500,12 @@ pub(crate) struct HostState {
     /// Last metric id handed out, per type.
     pub next_metric_id: [u32; 3],
     pub deferred: Vec<Deferred>,
+    /// Injected hostcall failures, in the order the test added them.
+    pub faults: Vec<crate::hostcalls::Fault>,
+    /// The hostcalls made, oldest first, up to `Limits::trace_entries`.
+    pub trace: std::collections::VecDeque<crate::hostcalls::HostcallRecord>,
+    /// Caps already reported in the log, one bit per [`Cap`].
+    pub caps_reported: u32,
     /// The plugin is shutting down and its root's `proxy_on_done` returned false.
     pub shutdown_pending: bool,
     /// The root context asked to finish with `proxy_done`.
@@ -465,13 +524,30 @@ impl HostState {
         self.streams.get_mut(&context)
     }
 
-    /// Appends a log line if it passes the host log level.
-    pub fn log(&self, level: LogLevel, message: String) {
-        if level >= self.log_level {
-            if let Ok(mut logs) = self.logs.lock() {
-                logs.push(LogEntry { level, message });
-            }
+    /// Appends a log line if it passes the host log level; `Err` when the log cap drops it.
+    pub fn log(&self, level: LogLevel, message: String) -> Result<(), Status> {
+        if level < self.log_level {
+            return Ok(());
         }
+        let kept = crate::host::lock(&self.logs).push(LogEntry { level, message });
+        kept.then_some(()).ok_or(Status::InternalFailure)
+    }
+
+    /// The host's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Reports a cap the module hit, once per cap per plugin, and returns the status the
+    /// hostcall gives.
+    pub fn cap_hit(&mut self, cap: Cap) -> Status {
+        let bit = 1 << cap as u32;
+        if self.caps_reported & bit == 0 {
+            self.caps_reported |= bit;
+            let message = cap.message(self.limits());
+            crate::host::lock(&self.logs).notice(message);
+        }
+        Status::InternalFailure
     }
 }
 

@@ -450,6 +450,18 @@ impl HttpStream {
             .collect()
     }
 
+    /// The hostcalls made for this stream's context, oldest first, with their statuses.
+    pub fn hostcalls(&self) -> Vec<crate::HostcallRecord> {
+        let vm = self.vm.borrow();
+        vm.store
+            .data()
+            .trace
+            .iter()
+            .filter(|record| record.context_id == self.context_id)
+            .copied()
+            .collect()
+    }
+
     /// Ends the stream as Envoy does: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
     pub fn end(mut self) -> Result<()> {
         self.finish()
@@ -897,6 +909,15 @@ impl Vm {
         }
         self.call::<u32, u32>(context_id, "proxy_on_done", context_id)?;
         self.call::<u32, ()>(context_id, "proxy_on_delete", context_id)?;
+        // Envoy cancels a context's outstanding callouts when it is destroyed: their answers
+        // never reach the module.
+        let state = self.store.data_mut();
+        state
+            .http_calls
+            .retain(|_, call| call.context_id != context_id);
+        state
+            .grpc_calls
+            .retain(|_, call| call.context_id != context_id);
         Ok(())
     }
 }

@@ -820,6 +820,38 @@ mod http_callouts {
         let callbacks = callbacks(&plugin);
         assert!(callbacks.contains(&json!(["proxy_on_http_call_response", 1, [4, 0, 0, 0]])));
     }
+
+    #[test]
+    fn a_stream_that_ends_cancels_its_callouts() {
+        let (_host, plugin) = start(json!({
+            "proxy_on_request_headers": [{"op": "http_call", "cluster": "auth", "headers": [[":method", "GET"], [":path", "/check"], [":authority", "auth"]], "timeout": 1000}],
+            "returns": {"proxy_on_request_headers": 1}
+        }));
+        let mut gone = plugin.http_stream().unwrap();
+        gone.send_request_headers(GET, false).unwrap();
+        let mut kept = plugin.http_stream().unwrap();
+        kept.send_request_headers(GET, false).unwrap();
+        let gone_token = gone.http_calls()[0].token;
+        let kept_token = kept.http_calls()[0].token;
+        gone.end().unwrap();
+        let pending: Vec<u32> = plugin.http_calls().iter().map(|call| call.token).collect();
+        assert_eq!(
+            pending,
+            [kept_token],
+            "only the live stream's callout is left"
+        );
+        assert!(plugin
+            .respond_http_call(gone_token, HttpResponse::new(200))
+            .is_err());
+        // The timeout of a cancelled call fires nothing either.
+        plugin.advance(Duration::from_millis(1000)).unwrap();
+        let answered: Vec<_> = callbacks(&plugin)
+            .into_iter()
+            .filter(|callback| callback[0] == "proxy_on_http_call_response")
+            .map(|callback| callback[2][0].clone())
+            .collect();
+        assert_eq!(answered, [json!(kept_token)]);
+    }
 }
 
 mod grpc_callouts {
@@ -1086,5 +1118,628 @@ mod many_vms {
             200,
             "one notification per enqueue, to the owner"
         );
+    }
+}
+
+mod fault_injection {
+    use super::*;
+    use test_host::{Limits, Status, Times};
+
+    /// The trace of `records` for hostcalls named `filter`: (name, status, injected).
+    fn trace(
+        records: &[test_host::HostcallRecord],
+        filter: &str,
+    ) -> Vec<(&'static str, Status, bool)> {
+        records
+            .iter()
+            .filter(|record| record.name.contains(filter))
+            .map(|record| (record.name, record.status, record.injected))
+            .collect()
+    }
+
+    #[test]
+    fn a_hostcall_fails_once_with_the_chosen_status() {
+        let (_host, plugin) = start(json!({
+            "proxy_on_request_headers": [
+                {"op": "set_shared", "key": "k", "value": "v"},
+                {"op": "get_shared", "key": "k"},
+                {"op": "get_shared", "key": "k"},
+                {"op": "get_shared", "key": "missing"}
+            ]
+        }));
+        plugin
+            .fail_hostcall(
+                "proxy_get_shared_data",
+                Status::InternalFailure,
+                Times::Once,
+            )
+            .unwrap();
+        let mut stream = plugin.http_stream().unwrap();
+        stream.send_request_headers(GET, true).unwrap();
+        assert_eq!(statuses(&plugin, "proxy_on_request_headers"), [0, 10, 0, 1]);
+        assert_eq!(
+            trace(&stream.hostcalls(), "shared"),
+            [
+                ("proxy_set_shared_data", Status::Ok, false),
+                ("proxy_get_shared_data", Status::InternalFailure, true),
+                ("proxy_get_shared_data", Status::Ok, false),
+                ("proxy_get_shared_data", Status::NotFound, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_http_call_leaves_nothing_pending_until_the_failure_is_cleared() {
+        let (_host, plugin) = start(json!({
+            "proxy_on_request_headers": [
+                {"op": "http_call", "cluster": "auth", "headers": [[":method", "GET"], [":path", "/"], [":authority", "auth"]], "timeout": 1000}
+            ]
+        }));
+        plugin
+            .fail_hostcall("proxy_http_call", Status::BadArgument, Times::Always)
+            .unwrap();
+        for _ in 0..2 {
+            let mut stream = plugin.http_stream().unwrap();
+            stream.send_request_headers(GET, true).unwrap();
+        }
+        assert_eq!(statuses(&plugin, "proxy_on_request_headers"), [2, 2]);
+        assert!(plugin.http_calls().is_empty());
+        plugin.clear_hostcall_failures();
+        let mut stream = plugin.http_stream().unwrap();
+        stream.send_request_headers(GET, true).unwrap();
+        assert_eq!(statuses(&plugin, "proxy_on_request_headers"), [2, 2, 0]);
+        assert_eq!(stream.http_calls().len(), 1);
+    }
+
+    #[test]
+    fn a_metric_that_cannot_be_defined_while_configuring() {
+        let host = TestHost::new();
+        let plugin = probe(
+            &host,
+            json!({"proxy_on_configure": [
+                {"op": "define_metric", "type": 0, "name": "first"},
+                {"op": "define_metric", "type": 0, "name": "second"},
+                {"op": "define_metric", "type": 0, "name": "third"}
+            ]}),
+        )
+        .fail_hostcall(
+            "proxy_define_metric",
+            Status::InternalFailure,
+            Times::Next(2),
+        )
+        .start()
+        .unwrap();
+        assert_eq!(statuses(&plugin, "proxy_on_configure"), [10, 10, 0]);
+        assert_eq!(host.metrics().keys().collect::<Vec<_>>(), ["third"]);
+        let root = plugin.root_context_id();
+        assert!(plugin
+            .hostcalls()
+            .iter()
+            .filter(|record| record.name == "proxy_define_metric")
+            .all(|record| record.context_id == root));
+    }
+
+    #[test]
+    fn an_unknown_hostcall_name_is_a_usage_error() {
+        let (host, plugin) = start(json!({}));
+        assert!(matches!(
+            plugin.fail_hostcall("get_shared_data", Status::NotFound, Times::Once),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            probe(&host, json!({}))
+                .fail_hostcall("proxy_frobnicate", Status::NotFound, Times::Always)
+                .start(),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn even_logging_can_fail() {
+        let (_host, plugin) = start(json!({}));
+        plugin
+            .fail_hostcall("proxy_log", Status::InternalFailure, Times::Always)
+            .unwrap();
+        let before = plugin.logs().len();
+        let mut stream = plugin.http_stream().unwrap();
+        stream.send_request_headers(GET, true).unwrap();
+        assert_eq!(plugin.logs().len(), before, "no line was logged");
+        assert!(trace(&stream.hostcalls(), "proxy_log")
+            .iter()
+            .all(|call| *call == ("proxy_log", Status::InternalFailure, true)));
+        assert!(!stream.hostcalls().is_empty());
+    }
+
+    #[test]
+    fn the_trace_follows_each_stream_and_keeps_the_newest_entries() {
+        let host = TestHost::with_limits(Limits::default().trace_entries(8));
+        let plugin = probe(
+            &host,
+            json!({"proxy_on_request_headers": [
+                {"op": "get_header", "map": 0, "key": ":path"},
+                {"op": "get_header", "map": 0, "key": "x-missing"}
+            ]}),
+        )
+        .start()
+        .unwrap();
+        let mut first = plugin.http_stream().unwrap();
+        first.send_request_headers(GET, true).unwrap();
+        let mut second = plugin.http_stream().unwrap();
+        second.send_request_headers(GET, true).unwrap();
+        assert_eq!(
+            trace(&second.hostcalls(), "header"),
+            [
+                ("proxy_get_header_map_value", Status::Ok, false),
+                ("proxy_get_header_map_value", Status::NotFound, false),
+            ]
+        );
+        assert!(second.hostcalls().iter().all(|r| r.context_id == 3));
+        assert_eq!(plugin.hostcalls().len(), 8, "the cap keeps the newest");
+        assert_eq!(plugin.hostcalls().last(), second.hostcalls().last());
+    }
+}
+
+/// WASI preview 1 as Envoy (proxy-wasm-cpp-host's `wasi_unstable_*`) gives it. Each module calls
+/// WASI functions from a callback and reports what it got as one log line of hex words.
+mod wasi {
+    use super::*;
+    use test_host::Plugin;
+
+    /// The WAT import of a WASI function, named `$name`, with the signature Envoy registers.
+    fn import(name: &str) -> String {
+        let signature = match name {
+            "fd_write" | "fd_read" | "poll_oneoff" => "(param i32 i32 i32 i32) (result i32)",
+            "fd_pwrite" | "fd_pread" | "fd_readdir" => "(param i32 i32 i32 i64 i32) (result i32)",
+            "clock_time_get" => "(param i32 i64 i32) (result i32)",
+            "fd_seek" => "(param i32 i64 i32 i32) (result i32)",
+            "fd_advise" => "(param i32 i64 i64 i32) (result i32)",
+            "path_open" => "(param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)",
+            "path_filestat_get" | "sock_send" => "(param i32 i32 i32 i32 i32) (result i32)",
+            "path_link" => "(param i32 i32 i32 i32 i32 i32) (result i32)",
+            "sock_accept" | "path_create_directory" | "fd_prestat_dir_name" => {
+                "(param i32 i32 i32) (result i32)"
+            }
+            "fd_sync" | "fd_close" | "proc_raise" => "(param i32) (result i32)",
+            "sched_yield" => "(result i32)",
+            "proc_exit" => "(param i32)",
+            _ => "(param i32 i32) (result i32)",
+        };
+        format!(r#"(import "wasi_snapshot_preview1" "{name}" (func ${name} {signature}))"#)
+    }
+
+    /// A module with 4 pages of memory whose `proxy_on_configure` runs `configure` and reports.
+    /// `$put` and `$put64` add a value to the report (results build up at 60000); `$report` logs
+    /// them as one info line. Data: "hello " at 100, "world\n" at 106, "oops" at 112; iovecs of
+    /// both halves of the greeting at 200, of "oops" at 216, and of 8 bytes past the end of memory
+    /// at 232.
+    fn module(imports: &[&str], raw_imports: &str, configure: &str, extra: &str) -> String {
+        let imports: String = imports.iter().map(|name| import(name)).collect();
+        format!(
+            r#"(module
+                (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+                {imports}
+                {raw_imports}
+                (memory (export "memory") 4)
+                (global $next (mut i32) (i32.const 200000))
+                (global $out (mut i32) (i32.const 60000))
+                (data (i32.const 100) "hello world\noops")
+                (data (i32.const 200) "\64\00\00\00\06\00\00\00\6a\00\00\00\06\00\00\00")
+                (data (i32.const 216) "\70\00\00\00\04\00\00\00")
+                (data (i32.const 232) "\fc\ff\03\00\08\00\00\00")
+                (func (export "proxy_abi_version_0_2_1"))
+                (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
+                    (local $at i32)
+                    (local.set $at (global.get $next))
+                    (global.set $next (i32.add (global.get $next) (local.get $size)))
+                    (local.get $at))
+                (func $put64 (param $value i64)
+                    (local $i i32) (local $digit i32)
+                    (loop $digits
+                        (local.set $digit (i32.wrap_i64 (i64.and (i64.const 15)
+                            (i64.shr_u (local.get $value)
+                                (i64.extend_i32_u (i32.mul (i32.const 4) (i32.sub (i32.const 15) (local.get $i))))))))
+                        (i32.store8 (i32.add (global.get $out) (local.get $i))
+                            (i32.add (local.get $digit)
+                                (select (i32.const 48) (i32.const 87) (i32.lt_u (local.get $digit) (i32.const 10)))))
+                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br_if $digits (i32.lt_u (local.get $i) (i32.const 16))))
+                    (i32.store8 (i32.add (global.get $out) (i32.const 16)) (i32.const 32))
+                    (global.set $out (i32.add (global.get $out) (i32.const 17))))
+                (func $put (param $value i32) (call $put64 (i64.extend_i32_u (local.get $value))))
+                (func $report
+                    (if (i32.gt_u (global.get $out) (i32.const 60000))
+                        (then (drop (call $log (i32.const 2) (i32.const 60000)
+                            (i32.sub (global.get $out) (i32.const 60000))))))
+                    (global.set $out (i32.const 60000)))
+                (func (export "proxy_on_configure") (param i32 i32) (result i32)
+                    {configure}
+                    (call $report)
+                    (i32.const 1))
+                {extra})"#
+        )
+    }
+
+    fn start_module(wat: String) -> Plugin {
+        TestHost::new()
+            .plugin_from_bytes(wat)
+            .start()
+            .unwrap_or_else(|e| panic!("the module should start: {e}"))
+    }
+
+    /// Every report the module logged, oldest first.
+    fn reports(plugin: &Plugin) -> Vec<Vec<u64>> {
+        plugin
+            .logs()
+            .iter()
+            .filter_map(|entry| {
+                let words: Vec<&str> = entry.message.split_whitespace().collect();
+                let report: Vec<u64> = words
+                    .iter()
+                    .filter(|word| word.len() == 16)
+                    .filter_map(|word| u64::from_str_radix(word, 16).ok())
+                    .collect();
+                (!words.is_empty() && report.len() == words.len()).then_some(report)
+            })
+            .collect()
+    }
+
+    fn report(plugin: &Plugin) -> Vec<u64> {
+        let reports = reports(plugin);
+        assert_eq!(reports.len(), 1, "{:?}", plugin.logs());
+        reports[0].clone()
+    }
+
+    #[test]
+    fn stdout_and_stderr_writes_are_info_and_error_log_lines() {
+        let plugin = start_module(module(
+            &["fd_write", "fd_pwrite"],
+            r#"(import "wasi_unstable" "fd_write" (func $old_write (param i32 i32 i32 i32) (result i32)))"#,
+            "(call $put (call $fd_write (i32.const 1) (i32.const 200) (i32.const 2) (i32.const 300)))
+             (call $put (i32.load (i32.const 300)))
+             (call $put (call $fd_pwrite (i32.const 2) (i32.const 216) (i32.const 1) (i64.const 99) (i32.const 300)))
+             (call $put (i32.load (i32.const 300)))
+             (call $put (call $fd_write (i32.const 3) (i32.const 216) (i32.const 1) (i32.const 300)))
+             (call $put (call $old_write (i32.const 1) (i32.const 216) (i32.const 1) (i32.const 300)))
+             (call $put (call $fd_write (i32.const 1) (i32.const 216) (i32.const 0) (i32.const 300)))
+             (call $put (i32.load (i32.const 300)))",
+            "",
+        ));
+        assert_eq!(
+            report(&plugin),
+            [0, 12, 0, 4, 8, 0, 0, 0],
+            "one write of both iovecs, 12 bytes; fd 3 is BADF; no iovecs write 0 bytes"
+        );
+        let lines: Vec<(LogLevel, String)> = plugin
+            .logs()
+            .into_iter()
+            .map(|entry| (entry.level, entry.message))
+            .take(3)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (LogLevel::Info, "hello world".to_string()),
+                (LogLevel::Error, "oops".to_string()),
+                (LogLevel::Info, "oops".to_string()),
+            ],
+            "one line per write, the trailing newline dropped; wasi_unstable is the same WASI"
+        );
+        assert_eq!(plugin.stdout(), "hello world\noops");
+        assert_eq!(plugin.stderr(), "oops");
+    }
+
+    #[test]
+    fn the_environment_is_the_plugins_and_there_are_no_arguments() {
+        let wat = module(
+            &[
+                "environ_sizes_get",
+                "environ_get",
+                "args_sizes_get",
+                "args_get",
+            ],
+            "",
+            "(call $put (call $environ_sizes_get (i32.const 300) (i32.const 304)))
+             (call $put (i32.load (i32.const 300)))
+             (call $put (i32.load (i32.const 304)))
+             (call $put (call $environ_get (i32.const 400) (i32.const 500)))
+             (call $put (i32.load (i32.const 400)))
+             (call $put (i32.load (i32.const 404)))
+             (drop (call $log (i32.const 2) (i32.const 500) (i32.load (i32.const 304))))
+             (call $put (call $args_sizes_get (i32.const 300) (i32.const 304)))
+             (call $put (i32.load (i32.const 300)))
+             (call $put (i32.load (i32.const 304)))
+             (call $put (call $args_get (i32.const 400) (i32.const 500)))",
+            "",
+        );
+        let plugin = TestHost::new()
+            .plugin_from_bytes(wat)
+            .env("A", "1")
+            .env("LONG", "x=y")
+            .start()
+            .unwrap();
+        assert_eq!(report(&plugin), [0, 2, 13, 0, 500, 504, 0, 0, 0, 0]);
+        assert!(
+            plugin.logs().iter().any(|e| e.message == "A=1\0LONG=x=y\0"),
+            "{:?}",
+            plugin.logs()
+        );
+    }
+
+    #[test]
+    fn the_clocks_follow_the_host_clock() {
+        let clocks =
+            "(call $put (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 300)))
+             (call $put64 (i64.load (i32.const 300)))
+             (call $put (call $clock_time_get (i32.const 1) (i64.const 1) (i32.const 300)))
+             (call $put64 (i64.load (i32.const 300)))
+             (call $put (call $clock_res_get (i32.const 0) (i32.const 300)))
+             (call $put64 (i64.load (i32.const 300)))
+             (call $put (call $clock_res_get (i32.const 1) (i32.const 300)))
+             (call $put64 (i64.load (i32.const 300)))
+             (call $put (call $clock_time_get (i32.const 2) (i64.const 1) (i32.const 300)))
+             (call $put (call $clock_res_get (i32.const 3) (i32.const 300)))
+             (call $report)";
+        let host = TestHost::new();
+        let plugin = host
+            .plugin_from_bytes(module(
+                &["clock_time_get", "clock_res_get"],
+                "",
+                "",
+                &format!(r#"(func (export "proxy_on_tick") (param i32) {clocks})"#),
+            ))
+            .start()
+            .unwrap();
+        let nanos = |time: std::time::SystemTime| {
+            time.duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        };
+        let before = nanos(host.now());
+        plugin.tick().unwrap();
+        host.advance_clock(Duration::from_secs(90));
+        plugin.tick().unwrap();
+        let reports = reports(&plugin);
+        let (first, second) = (&reports[0], &reports[1]);
+        assert_eq!(first[0..10], [0, before, 0, first[3], 0, 1, 0, 1, 58, 58]);
+        assert_eq!(second[1], before + 90_000_000_000, "realtime is the host's");
+        assert_eq!(second[3] - first[3], 90_000_000_000, "monotonic too");
+    }
+
+    /// `random_get` of 64 KiB at 70000 (the first 8 and last 8 bytes reported), then of one byte
+    /// more, of nothing, and past the end of memory.
+    fn random_module() -> String {
+        module(
+            &["random_get"],
+            "",
+            "(call $put (call $random_get (i32.const 70000) (i32.const 65536)))
+             (call $put64 (i64.load (i32.const 70000)))
+             (call $put64 (i64.load (i32.const 135528)))
+             (call $put (call $random_get (i32.const 70000) (i32.const 65537)))
+             (call $put (call $random_get (i32.const 0) (i32.const 0)))
+             (call $put (call $random_get (i32.const 262140) (i32.const 8)))
+             (call $put (call $random_get (i32.const 262144) (i32.const 0)))",
+            "",
+        )
+    }
+
+    #[test]
+    fn random_get_serves_up_to_64_kib_from_a_seeded_generator() {
+        let host = TestHost::new();
+        let first = report(&host.plugin_from_bytes(random_module()).start().unwrap());
+        assert_eq!(
+            [first[0], first[3], first[4], first[5], first[6]],
+            [0, 28, 0, 21, 0],
+            "64 KiB is the most (INVAL past it); nothing is success; past memory is FAULT"
+        );
+        assert!(first[1] != 0 && first[2] != 0 && first[1] != first[2]);
+        let second_vm = report(&host.plugin_from_bytes(random_module()).start().unwrap());
+        assert_ne!(second_vm[1], first[1], "each VM has its own sequence");
+        let other_host = TestHost::new();
+        let again = report(
+            &other_host
+                .plugin_from_bytes(random_module())
+                .start()
+                .unwrap(),
+        );
+        assert_eq!(
+            again, first,
+            "the same VM of another host gets the same bytes"
+        );
+    }
+
+    #[test]
+    fn a_pointer_outside_memory_is_efault_not_a_trap() {
+        let plugin = start_module(module(
+            &[
+                "fd_write",
+                "environ_sizes_get",
+                "args_sizes_get",
+                "clock_time_get",
+                "poll_oneoff",
+                "fd_readdir",
+                "sock_accept",
+                "fd_fdstat_get",
+            ],
+            "",
+            "(call $put (call $fd_write (i32.const 1) (i32.const 0xfffffff0) (i32.const 1) (i32.const 300)))
+             (call $put (call $fd_write (i32.const 1) (i32.const 232) (i32.const 1) (i32.const 300)))
+             (call $put (call $fd_write (i32.const 1) (i32.const 216) (i32.const 0x7fffffff) (i32.const 300)))
+             (call $put (call $fd_write (i32.const 1) (i32.const 216) (i32.const 1) (i32.const 262142)))
+             (call $put (call $environ_sizes_get (i32.const 262142) (i32.const 300)))
+             (call $put (call $args_sizes_get (i32.const 300) (i32.const 262142)))
+             (call $put (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 262140)))
+             (call $put (call $poll_oneoff (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 262142)))
+             (call $put (call $fd_readdir (i32.const 3) (i32.const 0) (i32.const 0) (i64.const 0) (i32.const 262142)))
+             (call $put (call $sock_accept (i32.const 0) (i32.const 0) (i32.const 262140)))
+             (call $put (call $fd_fdstat_get (i32.const 1) (i32.const 262140)))",
+            "",
+        ));
+        assert_eq!(
+            report(&plugin),
+            [21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 0],
+            "EFAULT everywhere but fd_fdstat_get, which Envoy answers with success"
+        );
+        assert_eq!(
+            plugin.log_messages(LogLevel::Info)[0],
+            "oops",
+            "a write with a bad result pointer is still logged, as in Envoy"
+        );
+        assert_eq!(plugin.stdout(), "oops", "a faulting iovec writes nothing");
+        assert!(plugin.failure().is_none());
+    }
+
+    #[test]
+    fn the_functions_without_files_or_sockets_return_envoys_errno() {
+        let plugin = TestHost::new()
+            .plugin_from_bytes(module(
+                &[
+                    "path_open",
+                    "fd_read",
+                    "fd_pread",
+                    "fd_prestat_get",
+                    "fd_prestat_dir_name",
+                    "fd_filestat_get",
+                    "path_filestat_get",
+                    "path_create_directory",
+                    "path_link",
+                    "fd_renumber",
+                    "fd_readdir",
+                    "sock_send",
+                    "sock_shutdown",
+                    "fd_fdstat_set_flags",
+                    "fd_sync",
+                    "fd_seek",
+                    "fd_close",
+                    "sched_yield",
+                    "fd_fdstat_get",
+                    "fd_tell",
+                    "fd_advise",
+                ],
+                "",
+                "(call $put (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 300)))
+                 (call $put (call $fd_read (i32.const 0) (i32.const 200) (i32.const 1) (i32.const 300)))
+                 (call $put (call $fd_pread (i32.const 0) (i32.const 200) (i32.const 1) (i64.const 0) (i32.const 300)))
+                 (call $put (call $fd_prestat_get (i32.const 3) (i32.const 300)))
+                 (call $put (call $fd_prestat_dir_name (i32.const 3) (i32.const 300) (i32.const 4)))
+                 (call $put (call $fd_filestat_get (i32.const 1) (i32.const 300)))
+                 (call $put (call $path_filestat_get (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 300)))
+                 (call $put (call $path_create_directory (i32.const 3) (i32.const 100) (i32.const 4)))
+                 (call $put (call $path_link (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 3) (i32.const 106)))
+                 (call $put (call $fd_renumber (i32.const 1) (i32.const 2)))
+                 (call $put (call $fd_renumber (i32.const 1) (i32.const 5)))
+                 (call $put (call $fd_readdir (i32.const 3) (i32.const 400) (i32.const 64) (i64.const 0) (i32.const 300)))
+                 (call $put (call $sock_send (i32.const 0) (i32.const 200) (i32.const 1) (i32.const 0) (i32.const 300)))
+                 (call $put (call $sock_shutdown (i32.const 0) (i32.const 0)))
+                 (call $put (call $fd_fdstat_set_flags (i32.const 1) (i32.const 0)))
+                 (call $put (call $fd_sync (i32.const 1)))
+                 (call $put (call $fd_sync (i32.const 0)))
+                 (call $put (call $fd_seek (i32.const 1) (i64.const 0) (i32.const 0) (i32.const 300)))
+                 (call $put (call $fd_close (i32.const 1)))
+                 (call $put (call $sched_yield))
+                 (call $put (call $fd_fdstat_get (i32.const 1) (i32.const 300)))
+                 (call $put (i32.load8_u (i32.const 300)))
+                 (call $put64 (i64.load (i32.const 308)))
+                 (call $put (call $fd_fdstat_get (i32.const 0) (i32.const 300)))
+                 (call $put (call $fd_tell (i32.const 2) (i32.const 300)))
+                 (call $put (call $fd_advise (i32.const 9) (i64.const 0) (i64.const 0) (i32.const 0)))",
+                "",
+            ))
+            .log_level(LogLevel::Trace)
+            .start()
+            .unwrap();
+        assert_eq!(
+            report(&plugin),
+            [
+                44, 52, 52, 8, 52, 8, 58, 58, 58, 58, 8, 20, 58, 58, 52, 0, 8, 0, 0, 0, 0, 0, 64,
+                8, 0, 0
+            ]
+        );
+        let traces = plugin.log_messages(LogLevel::Trace);
+        assert!(
+            traces.contains(&"wasi_unstable fd_seek".to_string()),
+            "{traces:?}"
+        );
+        assert!(
+            traces.contains(&"wasi_unstable fd_close".to_string()),
+            "{traces:?}"
+        );
+    }
+
+    #[test]
+    fn a_wasi_function_envoy_lacks_fails_the_load() {
+        for (name, signature) in [
+            ("proc_raise", "(param i32) (result i32)"),
+            // WASI's path_link, with the new path's length that Envoy's lacks.
+            (
+                "path_link",
+                "(param i32 i32 i32 i32 i32 i32 i32) (result i32)",
+            ),
+        ] {
+            let wat = module(
+                &[],
+                &format!(r#"(import "wasi_unstable" "{name}" (func ${name} {signature}))"#),
+                "",
+                "",
+            );
+            match TestHost::new().plugin_from_bytes(wat).start() {
+                Err(Error::Load(reason)) => {
+                    assert!(reason.contains(name), "{name}: {reason}")
+                }
+                other => panic!("{name}: expected a load error, got {:?}", other.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn proc_exit_logs_and_returns_and_the_code_after_it_runs() {
+        let exits = |after: &str| {
+            TestHost::new()
+                .plugin_from_bytes(module(
+                    &["proc_exit"],
+                    "",
+                    &format!("(call $proc_exit (i32.const 3)) (call $put (i32.const 7)) {after}"),
+                    "",
+                ))
+                .log_level(LogLevel::Trace)
+                .start()
+        };
+        let plugin = exits("").unwrap();
+        assert_eq!(report(&plugin), [7], "the module went on after proc_exit");
+        assert!(plugin
+            .log_messages(LogLevel::Trace)
+            .contains(&"wasi_unstable proc_exit".to_string()));
+        match exits("(unreachable)") {
+            Err(Error::Trap { callback, .. }) => assert_eq!(callback, "proxy_on_configure"),
+            other => panic!(
+                "expected the unreachable after proc_exit to trap: {:?}",
+                other.err()
+            ),
+        }
+    }
+
+    #[test]
+    fn while_the_module_starts_proc_exit_sched_yield_and_path_open_trap() {
+        let starting = |call: &str| {
+            let wat = module(
+                &["proc_exit", "sched_yield", "path_open", "fd_write"],
+                "",
+                "",
+                &format!(r#"(func (export "_initialize") {call})"#),
+            );
+            TestHost::new().plugin_from_bytes(wat).start()
+        };
+        for call in [
+            "(call $proc_exit (i32.const 0))",
+            "(drop (call $sched_yield))",
+            "(drop (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 300)))",
+        ] {
+            let error = starting(call).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("restricted_callback"), "{call}: {error}");
+        }
+        let plugin = starting(
+            "(drop (call $fd_write (i32.const 1) (i32.const 216) (i32.const 1) (i32.const 300)))",
+        )
+        .unwrap();
+        assert_eq!(plugin.stdout(), "oops", "writes are allowed while starting");
     }
 }

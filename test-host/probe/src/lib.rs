@@ -164,6 +164,16 @@ fn decode_pairs(bytes: &[u8]) -> Value {
     Value::Array(pairs)
 }
 
+/// Recursion `depth` levels deep on wasm's own stack: nothing in linear memory, and an
+/// operation the compiler cannot turn into a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    recurse(depth - 1).rotate_left(1) ^ depth
+}
+
 /// A buffer the host returned through the allocator.
 unsafe fn take(data: *mut u8, size: usize) -> Vec<u8> {
     if data.is_null() || size == 0 {
@@ -549,6 +559,11 @@ fn step_outcome(step: &Value, context_id: u32) -> Map<String, Value> {
                 "probe asked to panic: {}",
                 step["message"].as_str().unwrap_or_default()
             ),
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_millis(arg_u64(step, "ms")));
+                Map::new()
+            }
+            "recurse" => with_result(0, json!(recurse(arg_u64(step, "depth")))),
             "loop" => loop {
                 std::hint::black_box(());
             },

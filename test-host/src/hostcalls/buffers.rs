@@ -5,7 +5,8 @@
 //! context starts and configures; writes support replacing a prefix (start 0) or appending
 //! (start at or past the end), nothing in between.
 
-use super::{allowed, status, Status};
+use super::{hostcall, status, Status};
+use crate::limits::Cap;
 use crate::memory;
 use crate::state::HostState;
 use wasmtime::{Caller, Linker};
@@ -82,13 +83,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          ptr_ptr: u32,
          size_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_get_buffer_bytes")?;
-            let window = read_buffer(caller.data_mut(), buffer_type).map(|buffer| {
-                let start = (start as usize).min(buffer.len());
-                let end = start.saturating_add(max_size as usize).min(buffer.len());
-                buffer[start..end].to_vec()
-            });
-            memory::return_result(&mut caller, window, ptr_ptr, size_ptr)
+            hostcall(&mut caller, "proxy_get_buffer_bytes", |caller| {
+                let window = read_buffer(caller.data_mut(), buffer_type).map(|buffer| {
+                    let start = (start as usize).min(buffer.len());
+                    let end = start.saturating_add(max_size as usize).min(buffer.len());
+                    buffer[start..end].to_vec()
+                });
+                memory::return_result(caller, window, ptr_ptr, size_ptr)
+            })
         },
     )?;
     linker.func_wrap(
@@ -101,15 +103,25 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          data_ptr: u32,
          data_len: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_set_buffer_bytes")?;
-            Ok(status((|| {
-                let data = memory::read(&mut caller, data_ptr, data_len)?;
-                if buffer_type > MAX_BUFFER_TYPE {
-                    return Err(Status::BadArgument);
-                }
-                let buffer = writable_buffer(caller.data_mut(), buffer_type)?;
-                splice(buffer, start as usize, size as usize, &data)
-            })()))
+            hostcall(&mut caller, "proxy_set_buffer_bytes", |caller| {
+                Ok(status((|| {
+                    let data = memory::read(caller, data_ptr, data_len)?;
+                    if buffer_type > MAX_BUFFER_TYPE {
+                        return Err(Status::BadArgument);
+                    }
+                    let cap = caller.data().limits().stream_data_bytes;
+                    let buffer = writable_buffer(caller.data_mut(), buffer_type)?;
+                    let kept = if start == 0 {
+                        buffer.len() - (size as usize).min(buffer.len())
+                    } else {
+                        buffer.len()
+                    };
+                    if kept + data.len() > cap {
+                        return Err(caller.data_mut().cap_hit(Cap::StreamDataBytes));
+                    }
+                    splice(buffer, start as usize, size as usize, &data)
+                })()))
+            })
         },
     )?;
     linker.func_wrap(
@@ -120,13 +132,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          length_ptr: u32,
          flags_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_get_buffer_status")?;
-            Ok(status((|| {
-                let length = read_buffer(caller.data_mut(), buffer_type)?.len() as u32;
-                memory::write_u32(&mut caller, length_ptr, length)?;
-                // Envoy never sets the end-of-stream flag here.
-                memory::write_u32(&mut caller, flags_ptr, 0)
-            })()))
+            hostcall(&mut caller, "proxy_get_buffer_status", |caller| {
+                Ok(status((|| {
+                    let length = read_buffer(caller.data_mut(), buffer_type)?.len() as u32;
+                    memory::write_u32(caller, length_ptr, length)?;
+                    // Envoy never sets the end-of-stream flag here.
+                    memory::write_u32(caller, flags_ptr, 0)
+                })()))
+            })
         },
     )?;
     Ok(())

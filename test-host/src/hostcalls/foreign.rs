@@ -2,7 +2,7 @@
 //! Envoy internals: `compress`/`uncompress` (zlib) and `clear_route_cache`. Any other name is
 //! `NotFound`, as an unregistered function is in Envoy.
 
-use super::{allowed, Status};
+use super::{hostcall, Status};
 use crate::memory;
 use crate::state::HostState;
 use wasmtime::{Caller, Linker};
@@ -29,11 +29,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          results_ptr_ptr: u32,
          results_size_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_call_foreign_function")?;
-            let result = memory::read(&mut caller, name_ptr, name_len)
-                .and_then(|name| Ok((name, memory::read(&mut caller, args_ptr, args_len)?)))
-                .and_then(|(name, args)| call(&name, &args));
-            memory::return_result(&mut caller, result, results_ptr_ptr, results_size_ptr)
+            hostcall(&mut caller, "proxy_call_foreign_function", |caller| {
+                let result = memory::read(caller, name_ptr, name_len)
+                    .and_then(|name| Ok((name, memory::read(caller, args_ptr, args_len)?)))
+                    .and_then(|(name, args)| call(&name, &args));
+                memory::return_result(caller, result, results_ptr_ptr, results_size_ptr)
+            })
         },
     )?;
     Ok(())

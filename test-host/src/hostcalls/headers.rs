@@ -3,9 +3,11 @@
 //! As Envoy: names are lower-cased; `get` returns the first value and a missing name is
 //! `NotFound`; a map not available in this callback is `BadArgument` (`NotFound` during
 //! `on_log`), except that `get_header_map_pairs` then answers Ok with no pairs; callout response
-//! maps are read-only; `get_header_map_size` is the byte size of names and values.
+//! maps are read-only; `get_header_map_size` is the byte size of names and values. A map is
+//! capped at `Limits::stream_data_bytes`; an edit past it is `InternalFailure`.
 
-use super::{allowed, status, Status};
+use super::{hostcall, status, Status};
+use crate::limits::Cap;
 use crate::memory;
 use crate::state::{Access, HeaderMap, HostState};
 use sdk_ext::wire::{decode_pairs, encode_pairs};
@@ -54,13 +56,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          value_ptr_ptr: u32,
          value_size_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_get_header_map_value")?;
-            let value = (|| {
-                let key = memory::read(&mut caller, key_ptr, key_len)?;
-                let map = map_with(caller.data_mut(), map_type, Access::ReadOnly)?;
-                map.get(&key).map(<[u8]>::to_vec).ok_or(Status::NotFound)
-            })();
-            memory::return_result(&mut caller, value, value_ptr_ptr, value_size_ptr)
+            hostcall(&mut caller, "proxy_get_header_map_value", |caller| {
+                let value = (|| {
+                    let key = memory::read(caller, key_ptr, key_len)?;
+                    let map = map_with(caller.data_mut(), map_type, Access::ReadOnly)?;
+                    map.get(&key).map(<[u8]>::to_vec).ok_or(Status::NotFound)
+                })();
+                memory::return_result(caller, value, value_ptr_ptr, value_size_ptr)
+            })
         },
     )?;
     // Adding and replacing differ only in what they do to the map.
@@ -80,14 +83,19 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                   value_ptr: u32,
                   value_len: u32|
                   -> wasmtime::Result<u32> {
-                allowed(&caller, name)?;
-                Ok(status((|| {
-                    let key = memory::read(&mut caller, key_ptr, key_len)?;
-                    let value = memory::read(&mut caller, value_ptr, value_len)?;
-                    let map = map_with(caller.data_mut(), map_type, Access::ReadWrite)?;
-                    edit(map, &key, &value);
-                    Ok(())
-                })()))
+                hostcall(&mut caller, name, |caller| {
+                    Ok(status((|| {
+                        let key = memory::read(caller, key_ptr, key_len)?;
+                        let value = memory::read(caller, value_ptr, value_len)?;
+                        let cap = caller.data().limits().stream_data_bytes;
+                        let map = map_with(caller.data_mut(), map_type, Access::ReadWrite)?;
+                        if map.byte_size() + key.len() + value.len() > cap {
+                            return Err(caller.data_mut().cap_hit(Cap::StreamDataBytes));
+                        }
+                        edit(map, &key, &value);
+                        Ok(())
+                    })()))
+                })
             },
         )?;
     }
@@ -99,12 +107,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          key_ptr: u32,
          key_len: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_remove_header_map_value")?;
-            Ok(status((|| {
-                let key = memory::read(&mut caller, key_ptr, key_len)?;
-                map_with(caller.data_mut(), map_type, Access::ReadWrite)?.remove(&key);
-                Ok(())
-            })()))
+            hostcall(&mut caller, "proxy_remove_header_map_value", |caller| {
+                Ok(status((|| {
+                    let key = memory::read(caller, key_ptr, key_len)?;
+                    map_with(caller.data_mut(), map_type, Access::ReadWrite)?.remove(&key);
+                    Ok(())
+                })()))
+            })
         },
     )?;
     linker.func_wrap(
@@ -115,16 +124,17 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          ptr_ptr: u32,
          size_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_get_header_map_pairs")?;
-            if map_type > MAX_MAP_TYPE {
-                return Ok(Status::BadArgument as u32);
-            }
-            // Envoy answers Ok with no pairs when the map is not available.
-            let encoded = match map_with(caller.data_mut(), map_type, Access::ReadOnly) {
-                Ok(map) if !map.is_empty() => encode_pairs(map.entries()),
-                _ => Vec::new(),
-            };
-            Ok(memory::return_bytes(&mut caller, &encoded, ptr_ptr, size_ptr)? as u32)
+            hostcall(&mut caller, "proxy_get_header_map_pairs", |caller| {
+                if map_type > MAX_MAP_TYPE {
+                    return Ok(Status::BadArgument as u32);
+                }
+                // Envoy answers Ok with no pairs when the map is not available.
+                let encoded = match map_with(caller.data_mut(), map_type, Access::ReadOnly) {
+                    Ok(map) if !map.is_empty() => encode_pairs(map.entries()),
+                    _ => Vec::new(),
+                };
+                Ok(memory::return_bytes(caller, &encoded, ptr_ptr, size_ptr)? as u32)
+            })
         },
     )?;
     linker.func_wrap(
@@ -135,18 +145,26 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          ptr: u32,
          len: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_set_header_map_pairs")?;
-            Ok(status((|| {
-                let encoded = memory::read(&mut caller, ptr, len)?;
-                // Envoy reads malformed pairs as an empty list rather than failing.
-                let pairs = decode_pairs(&encoded).unwrap_or_default();
-                let map = map_with(caller.data_mut(), map_type, Access::ReadWrite)?;
-                map.clear();
-                for (key, value) in pairs {
-                    map.add(&key, &value);
-                }
-                Ok(())
-            })()))
+            hostcall(&mut caller, "proxy_set_header_map_pairs", |caller| {
+                Ok(status((|| {
+                    let encoded = memory::read(caller, ptr, len)?;
+                    // Envoy reads malformed pairs as an empty list rather than failing.
+                    let pairs = decode_pairs(&encoded).unwrap_or_default();
+                    let bytes: usize = pairs
+                        .iter()
+                        .map(|(key, value)| key.len() + value.len())
+                        .sum();
+                    if bytes > caller.data().limits().stream_data_bytes {
+                        return Err(caller.data_mut().cap_hit(Cap::StreamDataBytes));
+                    }
+                    let map = map_with(caller.data_mut(), map_type, Access::ReadWrite)?;
+                    map.clear();
+                    for (key, value) in pairs {
+                        map.add(&key, &value);
+                    }
+                    Ok(())
+                })()))
+            })
         },
     )?;
     linker.func_wrap(
@@ -156,12 +174,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          map_type: u32,
          size_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_get_header_map_size")?;
-            Ok(status((|| {
-                let size =
-                    map_with(caller.data_mut(), map_type, Access::ReadWrite)?.byte_size() as u32;
-                memory::write_u32(&mut caller, size_ptr, size)
-            })()))
+            hostcall(&mut caller, "proxy_get_header_map_size", |caller| {
+                Ok(status((|| {
+                    let size = map_with(caller.data_mut(), map_type, Access::ReadWrite)?.byte_size()
+                        as u32;
+                    memory::write_u32(caller, size_ptr, size)
+                })()))
+            })
         },
     )?;
     Ok(())

@@ -9,7 +9,7 @@ mod headers;
 mod logging;
 mod metrics;
 mod properties;
-mod queues;
+pub(crate) mod queues;
 mod shared_data;
 mod stream;
 mod time;
@@ -44,6 +44,136 @@ pub enum Status {
     BrokenConnection = 11,
     /// `12`: not implemented by this host.
     Unimplemented = 12,
+}
+
+impl Status {
+    /// The status for an ABI number, if this host uses it.
+    pub fn from_abi(value: u32) -> Option<Status> {
+        Some(match value {
+            0 => Status::Ok,
+            1 => Status::NotFound,
+            2 => Status::BadArgument,
+            3 => Status::SerializationFailure,
+            4 => Status::ParseFailure,
+            6 => Status::InvalidMemoryAccess,
+            7 => Status::Empty,
+            8 => Status::CasMismatch,
+            10 => Status::InternalFailure,
+            11 => Status::BrokenConnection,
+            12 => Status::Unimplemented,
+            _ => return None,
+        })
+    }
+}
+
+/// How often an injected hostcall failure applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Times {
+    /// The next call only.
+    Once,
+    /// The next `n` calls.
+    Next(u32),
+    /// Every call until `Plugin::clear_hostcall_failures`.
+    Always,
+}
+
+/// A hostcall the test made fail: its name, the status the module gets, and how many more calls
+/// it applies to (`None`: all).
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    pub name: &'static str,
+    pub status: Status,
+    pub remaining: Option<u32>,
+}
+
+/// One hostcall a plugin made, as the trace keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostcallRecord {
+    /// The context it acted for (the effective context, if one was set).
+    pub context_id: u32,
+    /// The hostcall, e.g. `proxy_get_shared_data`.
+    pub name: &'static str,
+    /// The status the module got.
+    pub status: Status,
+    /// Whether the status was injected by the test rather than computed.
+    pub injected: bool,
+}
+
+/// The `proxy_*` hostcall called `name`, for the names tests give.
+pub(crate) fn known_name(name: &str) -> Option<&'static str> {
+    names(AbiVersion::V0_2_1)
+        .into_iter()
+        .find(|known| *known == name && known.starts_with("proxy_"))
+}
+
+/// Runs hostcall `name`: `enter`, then `body` unless a failure is injected, then `exit`.
+pub(crate) fn hostcall(
+    caller: &mut Caller<'_, HostState>,
+    name: &'static str,
+    body: impl FnOnce(&mut Caller<'_, HostState>) -> wasmtime::Result<u32>,
+) -> wasmtime::Result<u32> {
+    if let Some(injected) = enter(caller, name)? {
+        return Ok(injected);
+    }
+    let result = body(caller);
+    exit(caller, name, result)
+}
+
+/// What every hostcall does first: traps, as Envoy does, when it is not logging and the module is
+/// starting; returns an injected failure's status, if one applies, which the hostcall returns
+/// without doing anything.
+fn enter(caller: &mut Caller<'_, HostState>, name: &'static str) -> wasmtime::Result<Option<u32>> {
+    if name != "proxy_log" {
+        allowed(caller, name)?;
+    }
+    let state = caller.data_mut();
+    if state.faults.is_empty() {
+        return Ok(None);
+    }
+    let Some(at) = state.faults.iter().position(|fault| fault.name == name) else {
+        return Ok(None);
+    };
+    let fault = &mut state.faults[at];
+    let status = fault.status;
+    match &mut fault.remaining {
+        Some(1) => {
+            state.faults.remove(at);
+        }
+        Some(remaining) => *remaining -= 1,
+        None => {}
+    }
+    record(state, name, status, true);
+    Ok(Some(status as u32))
+}
+
+/// What every hostcall does last: records it in the trace and hands its result on.
+fn exit(
+    caller: &mut Caller<'_, HostState>,
+    name: &'static str,
+    result: wasmtime::Result<u32>,
+) -> wasmtime::Result<u32> {
+    if let Ok(code) = result {
+        let status = Status::from_abi(code).unwrap_or(Status::InternalFailure);
+        record(caller.data_mut(), name, status, false);
+    }
+    result
+}
+
+fn record(state: &mut HostState, name: &'static str, status: Status, injected: bool) {
+    let cap = state.limits().trace_entries;
+    if cap == 0 {
+        return;
+    }
+    if state.trace.len() >= cap {
+        state.trace.pop_front();
+    }
+    let context_id = state.context();
+    state.trace.push_back(HostcallRecord {
+        context_id,
+        name,
+        status,
+        injected,
+    });
 }
 
 /// Flattens a hostcall body's result into the status code the guest receives.

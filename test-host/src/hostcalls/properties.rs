@@ -7,7 +7,8 @@
 //! byte, header maps the header-pairs format with repeated values joined by `,`. A root context
 //! has no stream, so stream properties are `NotFound` there.
 
-use super::{allowed, status, Status};
+use super::{hostcall, status, Status};
+use crate::limits::Cap;
 use crate::memory;
 use crate::state::HostState;
 use sdk_ext::wire::encode_pairs;
@@ -125,10 +126,11 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          value_ptr_ptr: u32,
          value_size_ptr: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_get_property")?;
-            let value = memory::read(&mut caller, path_ptr, path_len)
-                .and_then(|path| lookup(caller.data_mut(), &path));
-            memory::return_result(&mut caller, value, value_ptr_ptr, value_size_ptr)
+            hostcall(&mut caller, "proxy_get_property", |caller| {
+                let value = memory::read(caller, path_ptr, path_len)
+                    .and_then(|path| lookup(caller.data_mut(), &path));
+                memory::return_result(caller, value, value_ptr_ptr, value_size_ptr)
+            })
         },
     )?;
     linker.func_wrap(
@@ -140,15 +142,26 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          value_ptr: u32,
          value_len: u32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_set_property")?;
-            Ok(status((|| {
-                let path = memory::read(&mut caller, path_ptr, path_len)?;
-                let value = memory::read(&mut caller, value_ptr, value_len)?;
-                // Envoy keeps these in the stream's filter state; a root context has none.
-                let stream = caller.data_mut().active_stream().ok_or(Status::NotFound)?;
-                stream.properties.insert(path, value);
-                Ok(())
-            })()))
+            hostcall(&mut caller, "proxy_set_property", |caller| {
+                Ok(status((|| {
+                    let path = memory::read(caller, path_ptr, path_len)?;
+                    let value = memory::read(caller, value_ptr, value_len)?;
+                    // Envoy keeps these in the stream's filter state; a root context has none.
+                    let cap = caller.data().limits().stream_data_bytes;
+                    let stream = caller.data_mut().active_stream().ok_or(Status::NotFound)?;
+                    let others: usize = stream
+                        .properties
+                        .iter()
+                        .filter(|(key, _)| **key != path)
+                        .map(|(key, value)| key.len() + value.len())
+                        .sum();
+                    if others + path.len() + value.len() > cap {
+                        return Err(caller.data_mut().cap_hit(Cap::StreamDataBytes));
+                    }
+                    stream.properties.insert(path, value);
+                    Ok(())
+                })()))
+            })
         },
     )?;
     Ok(())

@@ -4,7 +4,8 @@
 //! As in Envoy, continue, close and local replies take effect after the running callback
 //! returns; a local reply forces the callback's result to "stop".
 
-use super::{allowed, status, Status};
+use super::{hostcall, status, Status};
+use crate::limits::Cap;
 use crate::memory;
 use crate::state::{Deferred, HeaderMap, HostState, LocalResponse, MapKind};
 use sdk_ext::wire::decode_pairs;
@@ -17,21 +18,24 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_continue_stream",
-        |caller: Caller<'_, HostState>, stream_type: u32| -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_continue_stream")?;
-            let mut caller = caller;
-            Ok(match stream_type {
-                t if t > MAX_STREAM_TYPE => Status::BadArgument as u32,
-                UPSTREAM => Status::Unimplemented as u32,
-                _ => {
-                    let state = caller.data_mut();
-                    let context_id = state.context();
-                    state.deferred.push(Deferred::Continue {
-                        context_id,
-                        stream_type,
-                    });
-                    Status::Ok as u32
-                }
+        |mut caller: Caller<'_, HostState>, stream_type: u32| -> wasmtime::Result<u32> {
+            hostcall(&mut caller, "proxy_continue_stream", |caller| {
+                Ok(match stream_type {
+                    t if t > MAX_STREAM_TYPE => Status::BadArgument as u32,
+                    UPSTREAM => Status::Unimplemented as u32,
+                    _ => {
+                        let state = caller.data_mut();
+                        if state.deferred.len() >= state.limits().pending_stream_actions {
+                            return Ok(state.cap_hit(Cap::PendingStreamActions) as u32);
+                        }
+                        let context_id = state.context();
+                        state.deferred.push(Deferred::Continue {
+                            context_id,
+                            stream_type,
+                        });
+                        Status::Ok as u32
+                    }
+                })
             })
         },
     )?;
@@ -39,17 +43,21 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "env",
         "proxy_close_stream",
         |mut caller: Caller<'_, HostState>, stream_type: u32| -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_close_stream")?;
-            if stream_type > MAX_STREAM_TYPE {
-                return Ok(Status::BadArgument as u32);
-            }
-            let state = caller.data_mut();
-            let context_id = state.context();
-            state.deferred.push(Deferred::Close {
-                context_id,
-                stream_type,
-            });
-            Ok(Status::Ok as u32)
+            hostcall(&mut caller, "proxy_close_stream", |caller| {
+                if stream_type > MAX_STREAM_TYPE {
+                    return Ok(Status::BadArgument as u32);
+                }
+                let state = caller.data_mut();
+                if state.deferred.len() >= state.limits().pending_stream_actions {
+                    return Ok(state.cap_hit(Cap::PendingStreamActions) as u32);
+                }
+                let context_id = state.context();
+                state.deferred.push(Deferred::Close {
+                    context_id,
+                    stream_type,
+                });
+                Ok(Status::Ok as u32)
+            })
         },
     )?;
     linker.func_wrap(
@@ -65,62 +73,65 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          headers_len: u32,
          grpc_status: i32|
          -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_send_local_response")?;
-            Ok(status((|| {
-                let details = memory::read_string(&mut caller, details_ptr, details_len)?;
-                let body = memory::read(&mut caller, body_ptr, body_len)?;
-                let headers = memory::read(&mut caller, headers_ptr, headers_len)?;
-                // Envoy reads malformed pairs as no headers.
-                let headers = decode_pairs(&headers).unwrap_or_default();
-                let state = caller.data_mut();
-                let context_id = state.context();
-                // Only the stream's own callback is forced to stop; a reply sent for a paused
-                // stream from another context (a tick, a callout answer) has no running
-                // callback of that stream to stop.
-                let in_stream_callback = state.current_context == context_id;
-                let Some(stream) = state.streams.get_mut(&context_id) else {
-                    // A root context has no stream to answer: Envoy returns Ok and does nothing.
-                    return Ok(());
-                };
-                if stream.local_reply_hold {
-                    // Envoy answers Ok and keeps the first reply.
-                    return Ok(());
-                }
-                stream.local_reply_hold = true;
-                stream.local_reply_in_callback = in_stream_callback;
-                let response = LocalResponse {
-                    status: status_code,
-                    details: details
-                        .chars()
-                        .map(|c| if c.is_whitespace() { '_' } else { c })
-                        .collect(),
-                    body,
-                    headers: HeaderMap::with_kind(MapKind::ResponseHeaders, &headers),
-                    grpc_status: u32::try_from(grpc_status).ok().filter(|code| *code <= 16),
-                };
-                state.deferred.push(Deferred::LocalResponse {
-                    context_id,
-                    response,
-                });
-                Ok(())
-            })()))
+            hostcall(&mut caller, "proxy_send_local_response", |caller| {
+                Ok(status((|| {
+                    let details = memory::read_string(caller, details_ptr, details_len)?;
+                    let body = memory::read(caller, body_ptr, body_len)?;
+                    let headers = memory::read(caller, headers_ptr, headers_len)?;
+                    // Envoy reads malformed pairs as no headers.
+                    let headers = decode_pairs(&headers).unwrap_or_default();
+                    let state = caller.data_mut();
+                    let context_id = state.context();
+                    // Only the stream's own callback is forced to stop; a reply sent for a paused
+                    // stream from another context (a tick, a callout answer) has no running
+                    // callback of that stream to stop.
+                    let in_stream_callback = state.current_context == context_id;
+                    let Some(stream) = state.streams.get_mut(&context_id) else {
+                        // A root context has no stream to answer: Envoy returns Ok and does nothing.
+                        return Ok(());
+                    };
+                    if stream.local_reply_hold {
+                        // Envoy answers Ok and keeps the first reply.
+                        return Ok(());
+                    }
+                    stream.local_reply_hold = true;
+                    stream.local_reply_in_callback = in_stream_callback;
+                    let response = LocalResponse {
+                        status: status_code,
+                        details: details
+                            .chars()
+                            .map(|c| if c.is_whitespace() { '_' } else { c })
+                            .collect(),
+                        body,
+                        headers: HeaderMap::with_kind(MapKind::ResponseHeaders, &headers),
+                        grpc_status: u32::try_from(grpc_status).ok().filter(|code| *code <= 16),
+                    };
+                    state.deferred.push(Deferred::LocalResponse {
+                        context_id,
+                        response,
+                    });
+                    Ok(())
+                })()))
+            })
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_set_effective_context",
         |mut caller: Caller<'_, HostState>, context_id: u32| -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_set_effective_context")?;
-            let state = caller.data_mut();
-            Ok(if context_id == 0 {
-                state.effective_context = None;
-                Status::Ok as u32
-            } else if context_id == state.root_context_id || state.streams.contains_key(&context_id)
-            {
-                state.effective_context = Some(context_id);
-                Status::Ok as u32
-            } else {
-                Status::BadArgument as u32
+            hostcall(&mut caller, "proxy_set_effective_context", |caller| {
+                let state = caller.data_mut();
+                Ok(if context_id == 0 {
+                    state.effective_context = None;
+                    Status::Ok as u32
+                } else if context_id == state.root_context_id
+                    || state.streams.contains_key(&context_id)
+                {
+                    state.effective_context = Some(context_id);
+                    Status::Ok as u32
+                } else {
+                    Status::BadArgument as u32
+                })
             })
         },
     )?;
@@ -128,13 +139,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "env",
         "proxy_done",
         |mut caller: Caller<'_, HostState>| -> wasmtime::Result<u32> {
-            allowed(&caller, "proxy_done")?;
-            let state = caller.data_mut();
-            Ok(if state.shutdown_pending {
-                state.done_called = true;
-                Status::Ok as u32
-            } else {
-                Status::NotFound as u32
+            hostcall(&mut caller, "proxy_done", |caller| {
+                let state = caller.data_mut();
+                Ok(if state.shutdown_pending {
+                    state.done_called = true;
+                    Status::Ok as u32
+                } else {
+                    Status::NotFound as u32
+                })
             })
         },
     )?;
