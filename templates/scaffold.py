@@ -7,6 +7,7 @@ Placeholders: {{name}} (kebab-case, the crate), {{crate}} (snake_case, the modul
 prefix), {{Type}} (CamelCase, the Rust types).
 """
 
+import json
 import os
 import pathlib
 import re
@@ -33,6 +34,20 @@ def names(name):
         "{{crate}}": crate,
         "{{Type}}": "".join(part.capitalize() for part in name.split("-")),
     }
+
+
+def with_free_priorities(text, istio):
+    """The template's deploy.json with its WasmPlugin priority and EnvoyFilter priority moved to
+    the first multiples of 5 that no other filter uses, so a new filter's order is defined."""
+    deploy = json.loads(text)
+    others = [json.loads(path.read_text()) for path in sorted(istio.glob("*/deploy.json"))]
+    taken = {other["priority"] for other in others if other["phase"] == deploy["phase"]}
+    taken_envoy = {other["envoy_filter_priority"] for other in others}
+    deploy["priority"] = next(p for p in range(5, 1000, 5) if p not in taken)
+    deploy["envoy_filter_priority"] = next(p for p in range(5, 1000, 5) if p not in taken_envoy)
+    for key in ("priority", "envoy_filter_priority"):
+        text = re.sub(rf'("{key}": )\d+', lambda match, key=key: f"{match.group(1)}{deploy[key]}", text)
+    return text
 
 
 def render(text, name):
@@ -171,7 +186,8 @@ def new(name):
     deploy = istio / name / "deploy.json"
     if not deploy.exists():
         deploy.parent.mkdir(parents=True, exist_ok=True)
-        deploy.write_text(render((ROOT / "templates" / "istio" / "deploy.json").read_text(), name))
+        text = render((ROOT / "templates" / "istio" / "deploy.json").read_text(), name)
+        deploy.write_text(with_free_priorities(text, istio))
     # The demo (`make run`): a listener of its own, configured as its scenario file is.
     insert_before(ROOT / "envoy" / "src" / "bin" / "demo.rs", "make new: filters above",
                   f'    "{name}",')

@@ -10,6 +10,7 @@
 //! assert_eq!(response.json()["path"], "/hello");
 //! ```
 
+pub mod authz;
 pub mod bench;
 pub mod client;
 pub mod config;

@@ -24,16 +24,22 @@ pub fn run(scenario: &Scenario) -> io::Result<Vec<ExchangeReport>> {
     let mut reports = Vec::new();
     for exchange in &scenario.requests {
         let logs_before = envoy.logs().len();
-        let answer = &exchange.upstream_response;
-        upstream.reply_next(CannedReply {
-            status: answer.status,
-            headers: answer
-                .headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
-                .collect(),
-            body: answer.body.clone().into_bytes(),
-        });
+        // The filter's callouts go to the upstream cluster first, then the request itself.
+        for answer in exchange
+            .callouts
+            .iter()
+            .chain([&exchange.upstream_response])
+        {
+            upstream.reply_next(CannedReply {
+                status: answer.status,
+                headers: answer
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+                    .collect(),
+                body: answer.body.clone().into_bytes(),
+            });
+        }
         let mut request = Request::get(&exchange.request.path).header("host", "example.com");
         request.method = exchange.request.method.clone();
         request.body = exchange.request.body.clone().into_bytes();
@@ -41,7 +47,7 @@ pub fn run(scenario: &Scenario) -> io::Result<Vec<ExchangeReport>> {
             request = request.header(name, value);
         }
         let response = request.send(envoy.port())?;
-        let received = upstream.received().into_iter().next();
+        let received = upstream.received().into_iter().nth(exchange.callouts.len());
         // A reply the request never used must not answer the next exchange.
         upstream.clear_replies();
         let logs = envoy.logs()[logs_before..]

@@ -19,6 +19,8 @@ pub static FACTORIES: &[Factory] = &[
     Factory::of::<basic_auth::filter::BasicAuthRoot>(),
     Factory::of::<cors::filter::CorsRoot>(),
     Factory::of::<rbac::filter::RbacRoot>(),
+    Factory::of::<ext_authz::filter::ExtAuthzRoot>(),
+    Factory::of::<json_redact::filter::JsonRedactRoot>(),
 ];
 
 /// Loads a chain configuration as `chain.wasm`'s `on_configure` does: sdk-ext's dispatcher parses

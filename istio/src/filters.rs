@@ -68,6 +68,18 @@ pub const FILTERS: &[FilterKind] = &[
         config_schema: || schemars::schema_for!(rbac::config::RbacConfig),
         required_phase: None,
     },
+    FilterKind {
+        name: "ext-authz",
+        load_config: |bytes| load::<ext_authz::config::ExtAuthzConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(ext_authz::config::ExtAuthzConfig),
+        required_phase: None,
+    },
+    FilterKind {
+        name: "json-redact",
+        load_config: |bytes| load::<json_redact::config::JsonRedactConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(json_redact::config::JsonRedactConfig),
+        required_phase: None,
+    },
 ];
 
 /// The registered filter called `name`.

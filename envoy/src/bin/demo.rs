@@ -25,6 +25,8 @@ const NEW_FILTERS: &[&str] = &[
     "basic-auth",
     "cors",
     "rbac",
+    "ext-authz",
+    "json-redact",
     // make new: filters above.
 ];
 

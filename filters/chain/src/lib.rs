@@ -35,5 +35,7 @@ modules! {
     "basic-auth" => basic_auth::filter::BasicAuthRoot,
     "cors" => cors::filter::CorsRoot,
     "rbac" => rbac::filter::RbacRoot,
+    "ext-authz" => ext_authz::filter::ExtAuthzRoot,
+    "json-redact" => json_redact::filter::JsonRedactRoot,
     // make new: filters above.
 }
