@@ -25,7 +25,11 @@ WASM_OPT_FLAGS := -Os --strip-debug --strip-producers --enable-bulk-memory --ena
 # Every filter crate; filters/chain is the module builder, not a filter.
 FILTERS := $(filter-out chain,$(notdir $(wildcard filters/*)))
 FILTER_LIBS := $(subst -,_,$(FILTERS))
-RAW_WASM_DIR := target/$(WASM_TARGET)/release
+# The wasm builds have a target directory of their own, so that they run beside the host build of
+# the tests (cargo locks a target directory for the whole of a build).
+WASM_TARGET_DIR := $(ROOT)/target/wasm
+CARGO_WASM := CARGO_TARGET_DIR=$(WASM_TARGET_DIR) cargo
+RAW_WASM_DIR := $(WASM_TARGET_DIR)/$(WASM_TARGET)/release
 # Raw modules built from filters/chain: one per filter (standalone) and chain.wasm.
 MODULE_DIR := $(RAW_WASM_DIR)/modules
 FILTER_WASM_DIR := $(ROOT)/target/filters
@@ -44,17 +48,19 @@ ISTIO_MODELS := $(ISTIO_MODELS_DIR)/node_modules/@kubernetes-models/istio/packag
 
 export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR
 
-.PHONY: workspace-hack check-workspace-hack help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci \
+.PHONY: fuzz soak wasm-crypto-tests workspace-hack check-workspace-hack help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci \
 	optimize lint fmt clean istio istio-validate istio-models envoy-config new test-scaffold filter-exists
 
 help:
 	@echo "make run    start Envoy with the filters on 127.0.0.1:$(PORT) and print curl lines (PORT= to change)"
-	@echo "make test   unit tests, test-host tests on the built .wasm files, e2e tests in real Envoy, and a filter made by make new (test-scaffold)"
+	@echo "make test   unit tests, test-host tests and generated lifecycles on the built .wasm files, e2e tests and a 30 s soak in real Envoy, and a filter made by make new (test-scaffold)"
 	@echo "make test FILTER=<name>  builds, then one filter's unit, test-host and e2e tests"
 	@echo "make new FILTER=<name>   a new filter crate in filters/<name>, from templates/filter/, joined to the chain, the demo and istio/"
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
 	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host, each filter vs native in Envoy (wrk), the three filters as wasm, as one chain and native (bench/results/chain.md)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
+	@echo "make fuzz   generated lifecycles on every filter module in test-host: FUZZ_CASES per module (default $(FUZZ_CASES)), random seed (FUZZ_SEED= replays), FUZZ_MODULES=a,b to pick; a failing case is saved as a regression test"
+	@echo "make soak   every filter chained in one Envoy (2 workers) under mixed traffic and a flapping key server for SOAK_SECONDS (default $(SOAK_SECONDS); make test runs 30)"
 	@echo "make fuzz-crypto  jwt-auth's arithmetic fuzz, FUZZ_MILLIS per operation, random seed (JWT_FUZZ_SEED= replays)"
 	@echo "make oci    write istio/<filter>/image.json; with REGISTRY=host:port also push every image there"
 	@echo "make istio  rebuild, then write istio/<filter>/image.json and *.yaml from deploy.json; make istio-validate checks them"
@@ -92,12 +98,12 @@ $(WASM_OPT):
 build: rust-target wasm-opt
 	@mkdir -p $(MODULE_DIR)
 	@for filter in $(FILTERS); do \
-		cargo build --release --target $(WASM_TARGET) -p chain --no-default-features --features standalone,$$filter; \
+		$(CARGO_WASM) build --release --target $(WASM_TARGET) -p chain --no-default-features --features standalone,$$filter; \
 		cp -p $(RAW_WASM_DIR)/chain.wasm $(MODULE_DIR)/$${filter//-/_}.wasm; \
 	done
-	cargo build --release --target $(WASM_TARGET) -p chain
+	$(CARGO_WASM) build --release --target $(WASM_TARGET) -p chain
 	@cp -p $(RAW_WASM_DIR)/chain.wasm $(MODULE_DIR)/chain.wasm
-	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(TEST_MODULES))
+	$(CARGO_WASM) build --release --target $(WASM_TARGET) $(addprefix -p ,$(TEST_MODULES))
 	@$(MAKE) --no-print-directory optimize
 	@# The modules now stand for the sources as they are, even where cargo had nothing to redo (a
 	@# Cargo.lock or manifest edit): the tests' freshness check compares them with their sources.
@@ -118,12 +124,16 @@ $(FILTER_WASM_DIR)/%.wasm: $(MODULE_DIR)/%.wasm $(WASM_OPT)
 # jwt-crypto's tests built for wasm32-wasip1 and run in V8 by Node (the lib's unit tests and
 # tests/crypto_ci), given test-name filters after `--`.
 WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt-auth/crypto/bench/run_wasm.mjs" \
-	cargo test --release --target $(WASM_TARGET) -p jwt-crypto --lib --test crypto_ci
+	$(CARGO_WASM) test --release --target $(WASM_TARGET) -p jwt-crypto --lib --test crypto_ci
 # Per-operation time of `make fuzz-crypto`, in milliseconds.
 FUZZ_MILLIS ?= 60000
 
 ifeq ($(FILTER),)
-test: build envoy docker-registry istio-models
+test: rust-target wasm-opt envoy docker-registry istio-models
+	@# The wasm modules and the host test binaries build side by side: both have long
+	@# single-threaded stretches (LTO, the largest crates), so two cores stay busy.
+	@$(MAKE) --no-print-directory build wasm-crypto-tests & wasm=$$!; status=0; \
+		cargo test --workspace --no-run || status=$$?; wait $$wasm || status=$$?; exit $$status
 	cargo test --workspace
 	@$(MAKE) --no-print-directory istio-validate
 	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests, Wycheproof's vectors
@@ -135,12 +145,16 @@ else
 # One filter's tests: its crate and the crates inside its directory (unit and test-host tests),
 # the scenario files in test-host and in Envoy, and the e2e files that load its module.
 FILTER_PACKAGES = $(shell sed -n '/^\[package\]/,/^\[/s/^name = "\(.*\)"/\1/p' filters/$(FILTER)/Cargo.toml filters/$(FILTER)/*/Cargo.toml 2>/dev/null)
-FILTER_E2E = $(sort scenarios $(basename $(notdir $(shell grep -l '"$(subst -,_,$(FILTER))"' envoy/tests/*.rs))))
+FILTER_E2E = $(sort scenarios $(basename $(notdir $(shell grep -l '"$(subst -,_,$(FILTER))"' envoy/tests/e2e/*.rs))))
 test: filter-exists build envoy
 	cargo test $(addprefix -p ,$(FILTER_PACKAGES))
 	cargo test -p test-host --test scenarios
-	cargo test -p envoy-harness $(addprefix --test ,$(FILTER_E2E))
+	cargo test -p envoy-harness --test e2e -- $(addsuffix ::,$(FILTER_E2E))
 endif
+
+# jwt-crypto's V8 test binaries, built ahead of the run.
+wasm-crypto-tests: rust-target
+	$(WASM_CRYPTO_TESTS) --no-run
 
 filter-exists:
 	@test -f filters/$(FILTER)/Cargo.toml -a "$(FILTER)" != chain || { echo "FILTER=$(FILTER): no such filter (one of: $(FILTERS))" >&2; exit 1; }
@@ -180,11 +194,27 @@ test-scaffold: rust-target wasm-opt istio-models
 			{ echo "test-scaffold: a second make new changed $(SCAFFOLD_JOINS)" >&2; exit 1; }; } && \
 		python3 templates/scaffold.py check-readme $(SCAFFOLD_FILTER) && \
 		cargo run --quiet -p istio-manifests -- check && \
-		cargo build --release --target $(WASM_TARGET) -p chain --no-default-features \
-			--features standalone,$(SCAFFOLD_FILTER) && \
-		$(WASM_OPT) $(WASM_OPT_FLAGS) $$CARGO_TARGET_DIR/$(WASM_TARGET)/release/chain.wasm \
+		CARGO_TARGET_DIR=$(WASM_TARGET_DIR) cargo build --release --target $(WASM_TARGET) -p chain \
+			--no-default-features --features standalone,$(SCAFFOLD_FILTER) && \
+		$(WASM_OPT) $(WASM_OPT_FLAGS) $(RAW_WASM_DIR)/chain.wasm \
 			-o $(SCAFFOLD_DIR)/filters/$(subst -,_,$(SCAFFOLD_FILTER)).wasm && \
 		FILTER_WASM_DIR=$(SCAFFOLD_DIR)/filters cargo test -p $(SCAFFOLD_FILTER)
+
+# Generated lifecycles per module in `make fuzz` (make test plays 150 with a fixed seed).
+FUZZ_CASES ?= 5000
+
+# Generated lifecycles (test-host/tests/fuzz/) with a random seed; a failing case is written to
+# test-host/tests/fuzz-regressions/, which every run replays.
+fuzz: build
+	@seed=$${FUZZ_SEED:-$$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz: FUZZ_SEED=$$seed FUZZ_CASES=$(FUZZ_CASES)"; \
+	FUZZ_SEED=$$seed FUZZ_CASES=$(FUZZ_CASES) cargo test -p test-host --test scenarios \
+		generated_lifecycles -- --nocapture
+
+# The soak of envoy/tests/soak.rs, for longer than make test's 30 s.
+SOAK_SECONDS ?= 300
+soak: build envoy
+	SOAK_SECONDS=$(SOAK_SECONDS) cargo test -p envoy-harness --test e2e -- soak:: --nocapture
 
 # The arithmetic fuzz of tests/crypto_ci for FUZZ_MILLIS per operation, natively and in V8, with
 # a random seed (JWT_FUZZ_SEED=<seed> replays one).
@@ -204,7 +234,7 @@ BENCH_MODULES := bench-empty-sdk-ext bench-empty-proxy-wasm
 BENCH_MODULE_DIR := $(ROOT)/target/bench-modules
 
 bench: build envoy wrk
-	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(BENCH_MODULES))
+	$(CARGO_WASM) build --release --target $(WASM_TARGET) $(addprefix -p ,$(BENCH_MODULES))
 	@mkdir -p $(BENCH_MODULE_DIR)
 	@for module in $(subst -,_,$(BENCH_MODULES)); do \
 		$(WASM_OPT) $(WASM_OPT_FLAGS) $(RAW_WASM_DIR)/$$module.wasm -o $(BENCH_MODULE_DIR)/$$module.wasm; \

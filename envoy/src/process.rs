@@ -247,6 +247,22 @@ impl Envoy {
             .collect())
     }
 
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Envoy's resident memory (`VmRSS` in /proc), in bytes.
+    pub fn rss_bytes(&self) -> io::Result<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| io::Error::other("no VmRSS in /proc/<pid>/status"))
+    }
+
     /// The port of the first listener.
     pub fn port(&self) -> u16 {
         self.listeners.first().map_or(0, |(_, port)| *port)

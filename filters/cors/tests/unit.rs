@@ -1,6 +1,6 @@
 //! cors's per-request logic on sdk-ext's fake host: natively, in microseconds, no wasm. The
 //! expected headers are what native Envoy 1.40 sends (checked side by side in
-//! envoy/tests/cors.rs), plus `vary: origin`.
+//! envoy/tests/e2e/cors.rs), plus `vary: origin`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

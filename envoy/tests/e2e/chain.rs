@@ -1,15 +1,18 @@
-//! chain.wasm (header-rewrite, jwt-auth, rate-limit in one module) against the three standalone
-//! modules as three wasm filters, in one Envoy with two workers: the same statuses, client
-//! headers and upstream headers request for request, and the same 429 counts over a burst. And
-//! while jwt-auth waits for a key set, nothing of a request (headers, body, trailers) reaches the
-//! upstream, in the chain as in jwt_auth.wasm alone.
+//! chain.wasm against the same filters as separate wasm modules, in Envoy with two workers:
+//! header-rewrite, jwt-auth and rate-limit (the same statuses, client headers and upstream
+//! headers request for request, and the same 429 counts over a burst; and while jwt-auth waits
+//! for a key set, nothing of a request reaches the upstream); ext-authz, rate-limit and
+//! json-redact (a callout pause, a limit on a header the pause added, bodies rewritten both
+//! ways); and the edge chain against the four native twins.
 
-#[path = "../../filters/jwt-auth/tests/tokens/mod.rs"]
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
 mod tokens;
 
+use envoy_harness::authz::AuthzServer;
 use envoy_harness::config::{
     default_routes, filter_wasm, native_filter, wasm_filter, BootstrapBuilder,
 };
+use envoy_harness::echo::{CannedReply, ReceivedRequest};
 use envoy_harness::{
     http1, EchoUpstream, Envoy, EnvoyOptions, HangingServer, RecordingUpstream, Request, Response,
 };
@@ -792,4 +795,224 @@ fn the_edge_chain_answers_like_the_four_native_twins_in_order() {
         differences.join("\n"),
         edge_fixture().envoy.logs()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ext-authz, rate-limit and json-redact: a callout pause, a limit keyed on a header the
+// authorization service adds, and buffered bodies rewritten both ways, as chain.wasm and as the
+// three standalone modules.
+
+/// The authorization service: `/deny…` is refused with its own body and headers, `/slow…`
+/// answers after ext-authz's timeout, anything else is allowed as the `x-user` it names.
+fn authorize(request: &ReceivedRequest) -> (CannedReply, Duration) {
+    let user = request
+        .headers
+        .iter()
+        .find(|(name, _)| name == "x-user")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| b"anonymous".to_vec());
+    let path = request.path.trim_start_matches("/check");
+    if path.starts_with("/deny") {
+        let reply = CannedReply {
+            status: 403,
+            headers: vec![
+                ("x-authz-reason".into(), b"policy".to_vec()),
+                ("x-authz-secret".into(), b"not for clients".to_vec()),
+            ],
+            body: b"denied by policy".to_vec(),
+        };
+        return (reply, Duration::ZERO);
+    }
+    let delay = if path.starts_with("/slow") {
+        Duration::from_millis(1500)
+    } else {
+        Duration::ZERO
+    };
+    let reply = CannedReply {
+        status: 200,
+        headers: vec![("x-authz-user".into(), user)],
+        body: Vec::new(),
+    };
+    (reply, delay)
+}
+
+fn authz_ext_authz() -> Value {
+    json!({
+        "http_service": {
+            "server_uri": {"uri": "http://authz", "cluster": "authz", "timeout": "0.5s"},
+            "path_prefix": "/check",
+            "authorization_request": {"allowed_headers": {"patterns": [{"exact": "x-user"}]}},
+            "authorization_response": {
+                "allowed_upstream_headers": {"patterns": [{"exact": "x-authz-user"}]},
+                "allowed_client_headers": {"patterns": [{"exact": "x-authz-reason"}]}
+            }
+        }
+    })
+}
+
+/// Three requests per user, as ext-authz names it in `x-authz-user`.
+fn authz_rate_limit(stat_prefix: &str) -> Value {
+    json!({
+        "stat_prefix": stat_prefix,
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "token_bucket": {"max_tokens": 10000, "tokens_per_fill": 1, "fill_interval": "3600s"},
+        "rate_limits": [{"actions": [{"request_headers": {"header_name": "x-authz-user", "descriptor_key": "user"}}]}],
+        "descriptors": [{"entries": [{"key": "user", "value": ""}],
+                         "token_bucket": {"max_tokens": 3, "tokens_per_fill": 1, "fill_interval": "3600s"}}]
+    })
+}
+
+/// SSNs masked both ways; on the way back the echo's `method` too, to see the response rewritten.
+fn authz_json_redact() -> Value {
+    json!({"rules": [{"match": {"prefix": "/"}, "direction": "both",
+                      "redact": ["/ssn", "/cards/*/number", "/method"], "mask": "***"}]})
+}
+
+struct AuthzFixture {
+    envoy: Envoy,
+    authz: AuthzServer,
+    _upstream: EchoUpstream,
+}
+
+fn authz_fixture() -> &'static AuthzFixture {
+    static FIXTURE: OnceLock<Result<AuthzFixture, String>> = OnceLock::new();
+    static STARTER: Once = Once::new();
+    envoy_harness::process_fixture(&FIXTURE, &STARTER, || {
+        let upstream = EchoUpstream::start().unwrap();
+        let authz = AuthzServer::start(authorize).unwrap();
+        let chain = json!({"filters": [
+            {"name": "ext-authz", "config": authz_ext_authz()},
+            {"name": "rate-limit", "config": authz_rate_limit("chain")},
+            {"name": "json-redact", "config": authz_json_redact()}
+        ]});
+        let bootstrap = BootstrapBuilder::new(upstream.port())
+            .listener(
+                "chain",
+                vec![wasm_filter("chain", &filter_wasm("chain"), &chain)],
+            )
+            .listener(
+                "sequence",
+                vec![
+                    wasm_filter("ext_authz", &filter_wasm("ext_authz"), &authz_ext_authz()),
+                    wasm_filter(
+                        "rate_limit",
+                        &filter_wasm("rate_limit"),
+                        &authz_rate_limit("sequence"),
+                    ),
+                    wasm_filter(
+                        "json_redact",
+                        &filter_wasm("json_redact"),
+                        &authz_json_redact(),
+                    ),
+                ],
+            )
+            .cluster("authz", authz.port())
+            .build();
+        let options = EnvoyOptions {
+            concurrency: WORKERS,
+            ..EnvoyOptions::default()
+        };
+        AuthzFixture {
+            envoy: Envoy::start_with(bootstrap, &options).unwrap(),
+            authz,
+            _upstream: upstream,
+        }
+    })
+}
+
+/// The same request on both listeners, which must agree; the chain's answer and how long it
+/// took.
+fn authz_same(what: &str, request: &Request) -> (Seen, Response) {
+    let fixture = authz_fixture();
+    let send = |listener: &str| {
+        request
+            .send(fixture.envoy.listener_port(listener).unwrap())
+            .unwrap_or_else(|error| panic!("{what} on {listener}: {error}"))
+    };
+    let response = send("chain");
+    let ours = seen(&response);
+    let theirs = seen(&send("sequence"));
+    assert_eq!(
+        ours,
+        theirs,
+        "{what}: chain (left) and the three modules (right) differ\n{}",
+        fixture.envoy.logs()
+    );
+    (ours, response)
+}
+
+fn post_json(path: &str, user: &str, body: &str) -> Request {
+    let mut request = get(
+        path,
+        &[("x-user", user), ("content-type", "application/json")],
+    );
+    request.method = "POST".into();
+    request.body = body.as_bytes().to_vec();
+    request
+}
+
+#[test]
+fn ext_authz_then_rate_limit_then_json_redact_answer_like_the_three_modules() {
+    // Allowed: the service's user reaches rate-limit (its bucket) and the upstream; the body
+    // waited in Envoy during the check and is redacted on the way up; the echo's reply is
+    // redacted on the way back.
+    let body = r#"{"name": "Ann", "ssn": "123-45-6789", "cards": [{"number": "4111"}, {"number": "5500"}]}"#;
+    let (allowed, response) = authz_same("allowed", &post_json("/orders", "ann", body));
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert_eq!(
+        header(&allowed.upstream_headers, "x-authz-user"),
+        Some("ann")
+    );
+    assert_eq!(
+        allowed.upstream_body.as_deref(),
+        Some(r#"{"name": "Ann", "ssn": "***", "cards": [{"number": "***"}, {"number": "***"}]}"#)
+    );
+    assert_eq!(
+        response.json()["method"],
+        "***",
+        "the response was redacted too"
+    );
+    assert_eq!(header(&allowed.client_headers, "content-length"), None);
+
+    // Refused by the service: its status, body and allowed header, before rate-limit counts
+    // anything or json-redact buffers anything.
+    for _ in 0..2 {
+        let (denied, _) = authz_same("denied", &post_json("/deny/orders", "bob", body));
+        assert_eq!(denied.status, 403);
+        assert_eq!(denied.reply_body.as_deref(), Some("denied by policy"));
+        assert_eq!(
+            header(&denied.client_headers, "x-authz-reason"),
+            Some("policy")
+        );
+        assert_eq!(header(&denied.client_headers, "x-authz-secret"), None);
+    }
+    // The service too slow: ext-authz's status_on_error, at its timeout, not the service's.
+    let started = Instant::now();
+    let (slow, _) = authz_same("slow", &get("/slow/items", &[("x-user", "bob")]));
+    assert_eq!(slow.status, 403);
+    assert!(
+        started.elapsed() < Duration::from_millis(2 * 1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // bob's bucket was never touched: three allowed, then the fourth is limited.
+    let statuses: Vec<u16> = (0..4)
+        .map(|index| {
+            authz_same(
+                &format!("bob #{index}"),
+                &get("/items", &[("x-user", "bob")]),
+            )
+            .0
+            .status
+        })
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    // Each listener asked the service for each of its checks, with the user it named.
+    let checks = authz_fixture().authz.received();
+    let denied_checks = checks
+        .iter()
+        .filter(|check| check.path.starts_with("/check/deny"))
+        .count();
+    assert_eq!(denied_checks, 4, "two denials on each listener");
 }

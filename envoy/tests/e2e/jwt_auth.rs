@@ -1,6 +1,6 @@
 //! jwt-auth in real Envoy, side by side with native jwt_authn given the same configuration.
 
-#[path = "../../filters/jwt-auth/tests/tokens/mod.rs"]
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
 mod tokens;
 
 use base64::Engine;

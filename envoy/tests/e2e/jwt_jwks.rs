@@ -2,7 +2,7 @@
 //! jwt_authn: a JWKS server that never answers, and a key set rotated mid-test. One Envoy serves
 //! both tests.
 
-#[path = "../../filters/jwt-auth/tests/tokens/mod.rs"]
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
 mod tokens;
 
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};

@@ -10,7 +10,7 @@
 //! One Envoy runs every variant as a pair of listeners, `native-<variant>` and `wasm-<variant>`,
 //! and the requests go out concurrently. A failure lists every diverging case with both sides.
 
-#[path = "../../filters/jwt-auth/tests/tokens/mod.rs"]
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
 mod tokens;
 
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -37,12 +37,12 @@ const IGNORED_UPSTREAM_HEADERS: &[&str] = &["x-request-id"];
 const PARALLEL_REQUESTS: usize = 8;
 
 /// The README whose section `STRICTER_SECTION` must list every stricter case.
-const README: &str = include_str!("../../filters/jwt-auth/README.md");
+const README: &str = include_str!("../../../filters/jwt-auth/README.md");
 const STRICTER_SECTION: &str = "### Stricter than native, on purpose";
 
 /// Keys and tokens made by OpenSSL for what the Rust signing crates cannot do (RSA 8192, P-521);
 /// `make_interop.py` regenerates them.
-const INTEROP: &str = include_str!("data/jwt_differential/interop.json");
+const INTEROP: &str = include_str!("../data/jwt_differential/interop.json");
 
 // ---------------------------------------------------------------------------------------------
 // Configuration variants: one listener pair each.
@@ -244,7 +244,7 @@ impl Keys {
     fn new() -> Keys {
         use p256::pkcs8::DecodePrivateKey;
         let rsa4096 = EncodingKey::from_rsa_der(include_bytes!(
-            "../../filters/jwt-auth/crypto/tests/data/rsa4096.der"
+            "../../../filters/jwt-auth/crypto/tests/data/rsa4096.der"
         ));
         let mut rsa4096_jwk =
             serde_json::to_value(Jwk::from_encoding_key(&rsa4096, Algorithm::RS256).expect("JWK"))
@@ -270,11 +270,11 @@ impl Keys {
             rsa4096,
             p256_short,
             p384: p384::ecdsa::SigningKey::from_pkcs8_der(include_bytes!(
-                "../../filters/jwt-auth/crypto/tests/data/p384.der"
+                "../../../filters/jwt-auth/crypto/tests/data/p384.der"
             ))
             .expect("P-384 key"),
             p256: p256::ecdsa::SigningKey::from_pkcs8_der(include_bytes!(
-                "../../filters/jwt-auth/crypto/tests/data/p256.der"
+                "../../../filters/jwt-auth/crypto/tests/data/p256.der"
             ))
             .expect("P-256 key"),
             interop_tokens: serde_json::from_value(interop["tokens"].clone()).expect("tokens"),

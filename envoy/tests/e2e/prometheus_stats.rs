@@ -4,7 +4,7 @@
 //! Once as plain Envoy (`envoy-stats-tags.json`), once as Istio renders a sidecar bootstrap
 //! (`proxy-config.json` in the stats matcher, `custom_bootstrap.json` merged as an override).
 
-#[path = "../../filters/jwt-auth/tests/tokens/mod.rs"]
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
 mod tokens;
 
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};

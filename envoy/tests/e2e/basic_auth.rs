@@ -16,7 +16,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../../filters/basic-auth/tests/fixtures/mod.rs"]
+#[path = "../../../filters/basic-auth/tests/fixtures/mod.rs"]
 mod fixtures;
 
 use envoy_harness::config::{
@@ -40,7 +40,7 @@ const IGNORED_UPSTREAM_HEADERS: &[&str] = &["x-request-id"];
 const PARALLEL_REQUESTS: usize = 8;
 
 /// The README whose section `DIFFERENCES` must document every entry of `deliberate()`.
-const README: &str = include_str!("../../filters/basic-auth/README.md");
+const README: &str = include_str!("../../../filters/basic-auth/README.md");
 const DIFFERENCES: &str = "## Deliberate differences from native";
 
 /// The filter name native's per-route config refers to.
@@ -533,7 +533,7 @@ fn basic_auth_answers_as_native_basic_auth() {
 }
 
 /// Cost per request against native under wrk (not part of `make test`: run with
-/// `cargo test -p envoy-harness --test basic_auth -- --ignored --nocapture`). Numbers for the
+/// `cargo test -p envoy-harness --test e2e basic_auth:: -- --ignored --nocapture`). Numbers for the
 /// README; asserts only that every variant answered as it should.
 #[test]
 #[ignore = "a benchmark: about a minute of wrk"]

@@ -31,7 +31,7 @@ const IGNORED_UPSTREAM_HEADERS: &[&str] =
     &["x-request-id", "x-envoy-external-address", "x-rbac-case"];
 
 /// The README whose "Differences from native" lists every case of the table with `wasm` set.
-const README: &str = include_str!("../../filters/rbac/README.md");
+const README: &str = include_str!("../../../filters/rbac/README.md");
 
 /// Requests in flight at once.
 const PARALLEL_REQUESTS: usize = 8;
