@@ -708,3 +708,176 @@ fn every_filter_refuses_a_non_object_and_a_repeated_key() {
     let error = (jwt_auth.load_config)(config(1 << 32).as_bytes()).unwrap_err();
     assert_eq!(error.path, "providers.a.clock_skew_seconds", "{error}");
 }
+
+/// Where a chain or filter config holds a map keyed by names the user picks (providers,
+/// policies): an unknown key there is a new entry, not an unknown field.
+const NAME_MAPS: &[&str] = &[
+    "providers",
+    "rules.policies",
+    "shadow_rules.policies",
+    "filters[0].config.providers",
+];
+
+/// Every location of `value` as a field path (`a.b[2].c`), with the value there.
+fn locations(value: &serde_json::Value, path: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    out.push((path.to_string(), value.clone()));
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, child) in map {
+                locations(child, &join(key), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                locations(child, &format!("{path}[{index}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value at field path `path` of `root`, to change in place.
+fn at_path<'a>(root: &'a mut serde_json::Value, path: &str) -> &'a mut serde_json::Value {
+    let mut current = root;
+    for part in path.split('.').filter(|part| !part.is_empty()) {
+        let (key, indexes) = part
+            .split_once('[')
+            .map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            current = current.get_mut(key).unwrap();
+        }
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            current = current
+                .get_mut(index.trim_end_matches(']').parse::<usize>().unwrap())
+                .unwrap();
+        }
+    }
+    current
+}
+
+/// `error` names `path` itself, something inside it, or the object that holds it.
+fn names(error_path: &str, path: &str) -> bool {
+    let within = |outer: &str, inner: &str| {
+        outer.is_empty()
+            || inner == outer
+            || inner.starts_with(&format!("{outer}."))
+            || inner.starts_with(&format!("{outer}["))
+    };
+    within(path, error_path) || within(error_path, path)
+}
+
+/// Each filter's example config (`deploy.json`'s pluginConfig), broken every way a generator can:
+/// each value replaced by one of every other JSON type, each number pushed out of range, an
+/// unknown field added to each object, each field removed. Nothing panics; a wrong type or an
+/// unknown field is refused, naming where it is (an unknown key may only be accepted in a map of
+/// user-chosen names, listed in `NAME_MAPS`); an out-of-range number is refused naming where it
+/// is, or accepted (in range for its type); a removal is refused, or accepted (an optional
+/// field).
+#[test]
+fn generated_bad_configs_are_refused_where_they_are_wrong() {
+    let root = workspace_root();
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for filter in istio_manifests::filters::FILTERS {
+        let deploy: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("istio").join(filter.name).join("deploy.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let config = deploy["plugin_config"].clone();
+        assert!(
+            (filter.load_config)(config.to_string().as_bytes()).is_ok(),
+            "{}: the example config is refused",
+            filter.name
+        );
+        let mut spots = Vec::new();
+        locations(&config, "", &mut spots);
+        let (mut refused, mut accepted) = (0, 0);
+        // A removal may be refused where the missing piece is felt (a rule naming a provider
+        // that is gone): anywhere, as long as it is refused or accepted cleanly.
+        let mut attempt =
+            |what: String, path: &str, broken: &serde_json::Value, must_refuse: bool| {
+                let anywhere = what == "removing it";
+                match (filter.load_config)(broken.to_string().as_bytes()) {
+                    Err(error) if anywhere || names(&error.path, path) => refused += 1,
+                    Err(error) => failures.push(format!(
+                        "{}: {what} at {path:?} refused at another place: {error}",
+                        filter.name
+                    )),
+                    Ok(()) if must_refuse => {
+                        failures.push(format!("{}: {what} at {path:?} accepted", filter.name))
+                    }
+                    Ok(()) => accepted += 1,
+                }
+            };
+        for (path, value) in &spots {
+            if path.is_empty() {
+                continue;
+            }
+            let replacements = [
+                serde_json::json!("text"),
+                serde_json::json!(7),
+                serde_json::json!(true),
+                serde_json::json!([1]),
+                serde_json::json!({"k": 1}),
+            ];
+            for replacement in replacements {
+                let same_type =
+                    std::mem::discriminant(&replacement) == std::mem::discriminant(value);
+                if same_type {
+                    continue;
+                }
+                let mut broken = config.clone();
+                *at_path(&mut broken, path) = replacement.clone();
+                attempt(format!("{replacement} for {value}"), path, &broken, true);
+            }
+            if value.is_number() {
+                for number in [
+                    serde_json::json!(-1),
+                    serde_json::json!(4294967296u64),
+                    serde_json::json!(1e300),
+                    serde_json::json!(0.5),
+                ] {
+                    let mut broken = config.clone();
+                    *at_path(&mut broken, path) = number.clone();
+                    attempt(format!("{number}"), path, &broken, false);
+                }
+            }
+            let mut broken = config.clone();
+            let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+            if !key.contains('[') {
+                if let Some(map) = at_path(&mut broken, parent).as_object_mut() {
+                    map.remove(key);
+                    attempt("removing it".into(), path, &broken, false);
+                }
+            }
+            if value.is_object() {
+                let mut broken = config.clone();
+                at_path(&mut broken, path)
+                    .as_object_mut()
+                    .unwrap()
+                    .insert("zz_unknown".into(), serde_json::json!(1));
+                let name_map = NAME_MAPS.contains(&path.as_str());
+                attempt(
+                    "an unknown field".into(),
+                    &format!("{path}.zz_unknown"),
+                    &broken,
+                    !name_map,
+                );
+            }
+        }
+        report.push(format!(
+            "{}: {refused} refused, {accepted} accepted",
+            filter.name
+        ));
+    }
+    println!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -4,6 +4,8 @@
 use serde::de::DeserializeOwned;
 use std::fmt;
 
+mod de;
+
 /// A configuration error: where it is (a dotted field path) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -65,8 +67,9 @@ pub trait Validate {
 }
 
 /// Parses JSON configuration bytes into `T`; an empty buffer parses as `{}`. The document must
-/// be an object, and no object in it may repeat a key: serde keeps the last of two map entries
-/// (two providers of one name) and reads an array as a struct's fields in order.
+/// be an object, no object in it may repeat a key (serde keeps the last of two map entries: two
+/// providers of one name), and a struct at any depth must be an object (serde would read an
+/// array as its fields in order).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
@@ -84,11 +87,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     }
     check_unique_keys(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, error.into_inner().to_string())
-    })?;
+    let value = de::deserialize(&mut deserializer)
+        .map_err(|(path, error)| ConfigError::new(path, error.to_string()))?;
     deserializer
         .end()
         .map_err(|error| ConfigError::new("", error.to_string()))?;
@@ -215,7 +215,7 @@ pub fn name_unsupported(error: ConfigError, unsupported: &[&str]) -> ConfigError
     let Some(name) = unknown_name(&error.reason) else {
         return error;
     };
-    // serde_path_to_error ends the path with an unknown field, but not with an unknown variant.
+    // The path of an unknown field ends with the field; that of an unknown variant is the enum's.
     let field_path = if error.path == name || error.path.ends_with(&format!(".{name}")) {
         error.path.clone()
     } else {
@@ -448,6 +448,203 @@ mod tests {
         }
         let err = load::<Twin>(br#"{"action": {"move": {}}}"#).unwrap_err();
         assert!(err.reason.starts_with("unknown variant"), "{err}");
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Shapes {
+        #[serde(default)]
+        nested: Option<Inner>,
+        #[serde(default)]
+        list: Vec<Inner>,
+        #[serde(default)]
+        by_name: std::collections::BTreeMap<String, Inner>,
+        #[serde(default)]
+        kinds: Vec<Kind>,
+        #[serde(default, rename = "match")]
+        matched: Option<Denominator>,
+        #[serde(default)]
+        wrapped: Option<Wrapped>,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case", deny_unknown_fields)]
+    enum Kind {
+        Plain,
+        Named(Inner),
+        Text(String),
+        Pair { left: u32, right: Inner },
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Wrapped(Inner);
+
+    /// A proto enum read by hand with `deserialize_any`, by name or number.
+    #[derive(Debug, PartialEq, Clone, Copy)]
+    struct Denominator(u32);
+
+    impl<'de> Deserialize<'de> for Denominator {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            crate::proto::deserialize_enum(
+                deserializer,
+                &[
+                    ("HUNDRED", Denominator(100)),
+                    ("MILLION", Denominator(1_000_000)),
+                ],
+                "HUNDRED or MILLION",
+            )
+        }
+    }
+
+    impl PartialEq for Inner {
+        fn eq(&self, other: &Self) -> bool {
+            self.name == other.name
+        }
+    }
+
+    #[test]
+    fn an_array_is_refused_wherever_a_struct_is_expected() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"nested": ["a"]}"#, "nested"),
+            (br#"{"list": [{"name": "a"}, ["b"]]}"#, "list[1]"),
+            (
+                br#"{"by_name": {"x": {"name": "a"}, "y": ["b"]}}"#,
+                "by_name.y",
+            ),
+            (
+                br#"{"kinds": ["plain", {"named": ["a"]}]}"#,
+                "kinds[1].named",
+            ),
+            (
+                br#"{"kinds": [{"pair": [1, {"name": "a"}]}]}"#,
+                "kinds[0].pair",
+            ),
+            (
+                br#"{"kinds": [{"pair": {"left": 1, "right": ["a"]}}]}"#,
+                "kinds[0].pair.right",
+            ),
+            (br#"{"wrapped": ["a"]}"#, "wrapped"),
+            (br#"{"list": [{"name": "a"}], "nested": []}"#, "nested"),
+        ];
+        for (bytes, path) in cases {
+            let err = parse::<Shapes>(bytes).unwrap_err();
+            assert_eq!(err.path, *path, "{}", String::from_utf8_lossy(bytes));
+            assert!(
+                err.reason.starts_with("invalid type: sequence, expected"),
+                "{}",
+                err.reason
+            );
+        }
+        let err = parse::<Shapes>(br#"{"nested": ["a"]}"#).unwrap_err();
+        assert!(err.reason.contains("expected struct Inner"), "{err}");
+        // The generated-config case: rate-limit's `filter_enabled`.
+        type Enabled = std::collections::BTreeMap<String, crate::proto::RuntimeFractionalPercent>;
+        let err = parse::<Enabled>(br#"{"filter_enabled": {"default_value": [1]}}"#).unwrap_err();
+        assert_eq!(err.path, "filter_enabled.default_value");
+        assert!(
+            err.reason
+                .starts_with("invalid type: sequence, expected struct FractionalPercent"),
+            "{err}"
+        );
+        // serde's derive alone would have read these as the fields in order.
+        let err = parse::<Outer>(br#"{"items": [["a"]]}"#).unwrap_err();
+        assert_eq!(err.path, "items[0]");
+    }
+
+    #[test]
+    fn every_shape_the_filters_use_still_parses() {
+        let shapes = parse::<Shapes>(
+            br#"{"nested": {"name": "n"}, "list": [{"name": "l"}],
+                "by_name": {"k": {"name": "m"}},
+                "kinds": ["plain", {"named": {"name": "e"}}, {"text": "t"},
+                          {"pair": {"left": 1, "right": {"name": "p"}}}],
+                "match": "MILLION", "wrapped": {"name": "w"}}"#,
+        )
+        .unwrap();
+        let inner = |name: &str| Inner {
+            name: name.to_string(),
+        };
+        assert_eq!(
+            shapes,
+            Shapes {
+                nested: Some(inner("n")),
+                list: vec![inner("l")],
+                by_name: [("k".to_string(), inner("m"))].into_iter().collect(),
+                kinds: vec![
+                    Kind::Plain,
+                    Kind::Named(inner("e")),
+                    Kind::Text("t".to_string()),
+                    Kind::Pair {
+                        left: 1,
+                        right: inner("p")
+                    },
+                ],
+                matched: Some(Denominator(1_000_000)),
+                wrapped: Some(Wrapped(inner("w"))),
+            }
+        );
+        let shapes = parse::<Shapes>(br#"{"nested": null, "match": 0}"#).unwrap();
+        assert_eq!(
+            (shapes.nested, shapes.matched),
+            (None, Some(Denominator(100)))
+        );
+        let value = parse::<serde_json::Value>(br#"{"a": [1, {"b": null}], "c": "d"}"#).unwrap();
+        assert_eq!(value["a"][1]["b"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn errors_inside_every_shape_name_their_path() {
+        let cases: &[(&[u8], &str, &str)] = &[
+            (br#"{"nested": {"name": 1}}"#, "nested.name", "invalid type"),
+            (
+                br#"{"by_name": {"k": {"nam": "a"}}}"#,
+                "by_name.k.nam",
+                "unknown field",
+            ),
+            (
+                br#"{"by_name": {"k": {}}}"#,
+                "by_name.k",
+                "missing field `name`",
+            ),
+            (br#"{"kinds": ["named"]}"#, "kinds[0].named", "invalid type"),
+            (
+                br#"{"kinds": ["other"]}"#,
+                "kinds[0]",
+                "unknown variant `other`",
+            ),
+            (
+                br#"{"kinds": [{"text": 1}]}"#,
+                "kinds[0].text",
+                "invalid type",
+            ),
+            (
+                br#"{"kinds": [{"pair": {"left": 1, "right": {"name": 2}}}]}"#,
+                "kinds[0].pair.right.name",
+                "invalid type",
+            ),
+            (
+                br#"{"kinds": [{"pair": {"left": 1, "extra": 2}}]}"#,
+                "kinds[0].pair.extra",
+                "unknown field",
+            ),
+            (br#"{"match": "TEN"}"#, "match", "invalid value"),
+            (br#"{"match": [1]}"#, "match", "invalid type"),
+            (
+                br#"{"wrapped": {"name": []}}"#,
+                "wrapped.name",
+                "invalid type",
+            ),
+            (
+                br#"{"list": [{"name": "a"}, {"name": "b",}]}"#,
+                "list[1]",
+                "trailing comma",
+            ),
+        ];
+        for (bytes, path, reason) in cases {
+            let err = parse::<Shapes>(bytes).unwrap_err();
+            assert_eq!(err.path, *path, "{}", String::from_utf8_lossy(bytes));
+            assert!(err.reason.contains(reason), "{}", err.reason);
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Reads [`RbacConfig`] from a JSON value by hand, with field paths in errors. serde's derived
-//! visitors for the nested permission and principal types (with `serde_path_to_error`'s tracking
+//! visitors for the nested permission and principal types (with sdk-ext's path tracking
 //! around each) made the module about 100 KB bigger; this reader is the one the filter runs. The
 //! serde derives stay for the JSON Schema and for `sdk_ext::config::load::<RbacConfig>` (Istio's
 //! offline checks), and `tests/unit.rs` checks that both readers accept and refuse the same
