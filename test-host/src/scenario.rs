@@ -370,11 +370,10 @@ pub fn play(plugin: &Plugin, exchange: &Exchange) -> Result<Outcome, Error> {
         stream.send_request_body(request.body.as_bytes(), true)?;
     }
     for answer in &exchange.callouts {
+        // Fewer callouts than answers shows in the expectations (the request was answered
+        // without them).
         let Some(call) = stream.http_calls().into_iter().next() else {
-            return Err(Error::Usage(format!(
-                "{}: the filter made fewer callouts than the scenario answers",
-                exchange.name
-            )));
+            break;
         };
         let mut response = HttpResponse::new(answer.status).body(answer.body.clone());
         for (name, value) in &answer.headers {

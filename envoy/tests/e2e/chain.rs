@@ -5,9 +5,7 @@
 //! json-redact (a callout pause, a limit on a header the pause added, bodies rewritten both
 //! ways); and the edge chain against the four native twins.
 
-#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
-mod tokens;
-
+use crate::tokens::{jwk, seconds, token};
 use envoy_harness::authz::AuthzServer;
 use envoy_harness::config::{
     default_routes, filter_wasm, native_filter, wasm_filter, BootstrapBuilder,
@@ -23,7 +21,6 @@ use std::net::TcpStream;
 use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-use tokens::{jwk, seconds, token};
 
 const WORKERS: u32 = 2;
 const ISSUER: &str = "https://issuer.example";

@@ -1,15 +1,12 @@
 //! jwt-auth in real Envoy, side by side with native jwt_authn given the same configuration.
 
-#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
-mod tokens;
-
+use crate::tokens::*;
 use base64::Engine;
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
 use envoy_harness::{CannedReply, EchoUpstream, Envoy, Request, Response};
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use std::time::SystemTime;
-use tokens::*;
 
 const ISSUER: &str = "https://issuer.example";
 

@@ -10,8 +10,7 @@
 //! One Envoy runs every variant as a pair of listeners, `native-<variant>` and `wasm-<variant>`,
 //! and the requests go out concurrently. A failure lists every diverging case with both sides.
 
-#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
-mod tokens;
+use crate::tokens;
 
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;

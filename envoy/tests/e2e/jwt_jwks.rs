@@ -2,9 +2,7 @@
 //! jwt_authn: a JWKS server that never answers, and a key set rotated mid-test. One Envoy serves
 //! both tests.
 
-#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
-mod tokens;
-
+use crate::tokens::*;
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
 use envoy_harness::{
     CannedReply, EchoUpstream, Envoy, EnvoyOptions, HangingServer, Request, Response,
@@ -16,7 +14,6 @@ use std::net::TcpStream;
 use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-use tokens::*;
 
 const HANGING_ISSUER: &str = "https://hanging.example";
 const ROTATING_ISSUER: &str = "https://issuer.example";

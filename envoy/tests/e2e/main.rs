@@ -2,6 +2,10 @@
 //! Envoy instances to itself), and the workspace links one binary instead of one per file.
 //! `cargo test -p envoy-harness --test e2e rbac::` runs one file's tests.
 
+// Test keys and tokens, shared with jwt-auth's own tests.
+#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
+mod tokens;
+
 mod basic_auth;
 mod chain;
 mod configs;

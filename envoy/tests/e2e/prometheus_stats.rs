@@ -4,9 +4,7 @@
 //! Once as plain Envoy (`envoy-stats-tags.json`), once as Istio renders a sidecar bootstrap
 //! (`proxy-config.json` in the stats matcher, `custom_bootstrap.json` merged as an override).
 
-#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
-mod tokens;
-
+use crate::tokens::*;
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
 use envoy_harness::process::workspace_root;
 use envoy_harness::{EchoUpstream, Envoy, EnvoyOptions, Request};
@@ -14,7 +12,6 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
-use tokens::*;
 
 const ISSUER: &str = "https://issuer.example";
 /// Requests per listener against a bucket of [`BUCKET`] tokens.

@@ -4,9 +4,7 @@
 //! failed or was recreated, Envoy's memory grew less than 5% after warm-up, and no response was a
 //! 5xx.
 
-#[path = "../../../filters/jwt-auth/tests/tokens/mod.rs"]
-mod tokens;
-
+use crate::tokens::{jwk, seconds, token};
 use envoy_harness::authz::AuthzServer;
 use envoy_harness::config::{filter_wasm, wasm_filter, BootstrapBuilder};
 use envoy_harness::echo::{CannedReply, ReceivedRequest};
@@ -18,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-use tokens::{jwk, seconds, token};
 
 /// Client threads; each sends one request at a time on a new connection.
 const CLIENTS: usize = 2;
@@ -103,7 +100,7 @@ fn chain_config(jwks_cluster: &str) -> Value {
             "token_bucket": {"max_tokens": 1000000, "tokens_per_fill": 1000000, "fill_interval": "1s"},
             "rate_limits": [{"actions": [{"request_headers": {"header_name": "x-tenant", "descriptor_key": "tenant"}}]}],
             "descriptors": [{"entries": [{"key": "tenant", "value": ""}],
-                             "token_bucket": {"max_tokens": 5, "tokens_per_fill": 5, "fill_interval": "1s"}}],
+                             "token_bucket": {"max_tokens": 5, "tokens_per_fill": 5, "fill_interval": "5s"}}],
             "max_dynamic_descriptors": 1000
         }},
         {"name": "header-rewrite", "config": {"mutations": {
@@ -121,7 +118,7 @@ fn chain_config(jwks_cluster: &str) -> Value {
 }
 
 /// Request `n` of the mix: valid and invalid tokens, a refused path, a preflight, good and bad
-/// passwords, per-tenant limits, a hostile rewrite, odd bytes, repeats and a big header.
+/// passwords, a busy tenant over its limit, a hostile rewrite, odd bytes, repeats and a big header.
 fn request(n: u64, local_token: &str, remote_token: &str) -> Request {
     match n % KINDS {
         0 => Request::get("/api/items").header("authorization", format!("Bearer {local_token}")),
@@ -136,7 +133,7 @@ fn request(n: u64, local_token: &str, remote_token: &str) -> Request {
         .header("access-control-request-method", "POST"),
         5 => Request::get("/basic").header("authorization", "Basic dXNlcjE6dGVzdDE="),
         6 => Request::get("/basic").header("authorization", "Basic dXNlcjE6d3Jvbmc="),
-        7 => Request::get("/public").header("x-tenant", format!("tenant-{}", n % 5)),
+        7 => Request::get("/public").header("x-tenant", "busy"),
         8 => Request::get("/public").header("x-new-path", "GET /evil"),
         9 => Request::get("/public/%2e%2e/%ff").header("x-junk", [0xff, 0xfe, b'a']),
         10 => Request::get("/api/items")
@@ -308,7 +305,7 @@ fn the_whole_chain_holds_up_under_mixed_traffic_and_a_flapping_key_server() {
         );
     }
     assert!(
-        total as f64 >= seconds_to_run as f64 * 100.0,
+        total as f64 >= seconds_to_run as f64 * MIN_RATE,
         "too few requests: {summary}"
     );
     assert!(created_after_warm_up.is_some(), "{summary}");

@@ -65,14 +65,28 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// The status and body of the local reply, or 200 when the request went upstream.
+/// The status and body the client got from the filter, or 200 when the request went upstream.
+/// What the client received, not the local reply the filter asked for: a reply sent from the
+/// root for a waiting stream must reach the client too.
 fn outcome(stream: &HttpStream) -> (u32, String) {
-    match stream.local_response() {
-        Some(reply) => (
-            reply.status,
-            String::from_utf8_lossy(&reply.body).into_owned(),
-        ),
+    let client = stream.client_response();
+    match client.status() {
+        Some(status) => {
+            assert!(client.complete, "a partial reply reached the client");
+            assert!(
+                stream.local_response().is_some(),
+                "only the filter answers here"
+            );
+            (
+                u32::from(status),
+                String::from_utf8_lossy(&client.body).into_owned(),
+            )
+        }
         None => {
+            assert!(
+                stream.local_response().is_none(),
+                "a local reply that never reached the client"
+            );
             assert!(
                 stream.upstream_request().complete,
                 "neither answered nor forwarded"
