@@ -28,22 +28,10 @@ impl AuthzServer {
         let port = listener.local_addr()?.port();
         let stopping = Arc::new(AtomicBool::new(false));
         let received = Arc::new(Mutex::new(Vec::new()));
-        let (stop, record) = (stopping.clone(), received.clone());
-        thread::Builder::new()
-            .name(format!("authz-{port}"))
-            .spawn(move || {
-                for connection in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(connection) = connection {
-                        let record = record.clone();
-                        let _ = thread::Builder::new()
-                            .name("authz-conn".into())
-                            .spawn(move || serve(connection, script, &record));
-                    }
-                }
-            })?;
+        let record = received.clone();
+        crate::servers::accept_each(listener, "authz", stopping.clone(), move |connection| {
+            serve(connection, script, &record)
+        })?;
         Ok(AuthzServer {
             port,
             stopping,

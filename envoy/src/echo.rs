@@ -14,7 +14,6 @@ use std::io::{self, BufWriter};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::Duration;
 
 /// Prefix of request headers that become response headers.
@@ -69,24 +68,11 @@ impl EchoUpstream {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
         let port = listener.local_addr()?.port();
         let stopping = Arc::new(AtomicBool::new(false));
-        let stop = stopping.clone();
         let script = Arc::new(Script::default());
         let shared_script = script.clone();
-        thread::Builder::new()
-            .name(format!("echo-{port}"))
-            .spawn(move || {
-                for connection in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if let Ok(connection) = connection {
-                        let script = shared_script.clone();
-                        let _ = thread::Builder::new()
-                            .name("echo-conn".into())
-                            .spawn(move || serve(connection, &script));
-                    }
-                }
-            })?;
+        crate::servers::accept_each(listener, "echo", stopping.clone(), move |connection| {
+            serve(connection, &shared_script)
+        })?;
         Ok(EchoUpstream {
             port,
             stopping,

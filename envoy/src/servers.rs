@@ -8,6 +8,35 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// Accepts connections on `listener` on a thread named `name-<port>` and runs `serve` on each,
+/// on a thread of its own, until `stopping` is set (the next connection, which the stopper makes,
+/// ends the loop).
+pub(crate) fn accept_each(
+    listener: TcpListener,
+    name: &str,
+    stopping: Arc<AtomicBool>,
+    serve: impl Fn(TcpStream) + Send + Sync + Clone + 'static,
+) -> io::Result<()> {
+    let port = listener.local_addr()?.port();
+    let connection_name = format!("{name}-conn");
+    thread::Builder::new()
+        .name(format!("{name}-{port}"))
+        .spawn(move || {
+            for connection in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(connection) = connection {
+                    let serve = serve.clone();
+                    let _ = thread::Builder::new()
+                        .name(connection_name.clone())
+                        .spawn(move || serve(connection));
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// A server on 127.0.0.1 that accepts connections and never answers. Stops when dropped.
 pub struct HangingServer {
     port: u16,

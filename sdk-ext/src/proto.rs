@@ -415,6 +415,71 @@ impl<'de> Deserialize<'de> for AppendAction {
     }
 }
 
+/// `config.core.v3.HttpUri`: where a filter's callouts go.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HttpUri {
+    /// The URI, e.g. `https://keys.example.com/jwks.json`.
+    pub uri: String,
+    /// The Envoy cluster that serves it.
+    pub cluster: String,
+    /// The callout's timeout, e.g. `"0.5s"`.
+    pub timeout: ProtoDuration,
+}
+
+/// A checked [`HttpUri`]: a cluster, and a timeout the host takes (whole milliseconds in a
+/// u32, never 0, which would mean none: a callout must always end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalloutTarget {
+    /// The URI as configured.
+    pub uri: String,
+    /// The cluster.
+    pub cluster: String,
+    /// The timeout.
+    pub timeout: Duration,
+}
+
+impl HttpUri {
+    /// Checks the fields; errors name `uri`, `cluster` or `timeout` (callers add where the
+    /// HttpUri is).
+    pub fn validate(self) -> Result<CalloutTarget, ConfigError> {
+        if self.uri.is_empty() {
+            return Err(ConfigError::new("uri", "must not be empty"));
+        }
+        if self.cluster.is_empty() {
+            return Err(ConfigError::new("cluster", "must not be empty"));
+        }
+        let timeout = self.timeout.0;
+        if timeout < Duration::from_millis(1) || timeout.as_millis() > u128::from(u32::MAX) {
+            return Err(ConfigError::new(
+                "timeout",
+                "must be between 1ms and 49 days: a callout always times out",
+            ));
+        }
+        Ok(CalloutTarget {
+            uri: self.uri,
+            cluster: self.cluster,
+            timeout,
+        })
+    }
+}
+
+impl CalloutTarget {
+    /// The `:authority` and `:path` of an `http(s)://authority[/path]` URI; `None` for any other.
+    pub fn authority_and_path(&self) -> Option<(String, String)> {
+        let rest = self
+            .uri
+            .strip_prefix("https://")
+            .or_else(|| self.uri.strip_prefix("http://"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(at) => rest.split_at(at),
+            None => (rest, "/"),
+        };
+        (!authority.is_empty()).then(|| (authority.to_string(), path.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,6 +707,44 @@ mod tests {
                 action.edit(false) != action.edit(true),
                 "{action:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_http_uri_needs_a_cluster_and_a_timeout_a_host_can_keep() {
+        let uri = |uri: &str, cluster: &str, timeout: &str| {
+            serde_json::from_value::<HttpUri>(serde_json::json!({
+                "uri": uri, "cluster": cluster, "timeout": timeout
+            }))
+            .unwrap()
+            .validate()
+        };
+        let target = uri("https://keys.example:8443/a/jwks.json?x=1", "keys", "0.5s").unwrap();
+        assert_eq!(target.timeout, Duration::from_millis(500));
+        assert_eq!(
+            target.authority_and_path(),
+            Some(("keys.example:8443".into(), "/a/jwks.json?x=1".into()))
+        );
+        let bare = uri("http://authz", "authz", "1s").unwrap();
+        assert_eq!(
+            bare.authority_and_path(),
+            Some(("authz".into(), "/".into()))
+        );
+        // A bare name is a valid ext_authz URI (native only wants it non-empty) but has no
+        // authority and path to fetch from.
+        assert_eq!(uri("authz", "c", "1s").unwrap().authority_and_path(), None);
+        assert_eq!(
+            uri("http://", "c", "1s").unwrap().authority_and_path(),
+            None
+        );
+        for (bad, path) in [
+            (uri("", "c", "1s"), "uri"),
+            (uri("http://a", "", "1s"), "cluster"),
+            (uri("http://a", "c", "0s"), "timeout"),
+            (uri("http://a", "c", "0.0001s"), "timeout"),
+            (uri("http://a", "c", "4294968s"), "timeout"),
+        ] {
+            assert_eq!(bad.unwrap_err().path, path);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::matcher::{StringMatcher, StringMatcherConfig};
-use sdk_ext::proto::{HeaderValue, HttpStatus, ProtoDuration};
+use sdk_ext::proto::{HeaderValue, HttpStatus, HttpUri};
 use sdk_ext::validate::{header_name, header_value, Pseudo};
 use serde::Deserialize;
 use std::time::Duration;
@@ -52,19 +52,6 @@ pub struct HttpServiceConfig {
     /// What of the service's answer goes where.
     #[serde(default)]
     pub authorization_response: Option<AuthorizationResponse>,
-}
-
-/// `config.core.v3.HttpUri`.
-#[derive(Deserialize, Debug)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct HttpUri {
-    /// The service's URI (required, as native; the cluster decides where the call goes).
-    pub uri: String,
-    /// The cluster of the service.
-    pub cluster: String,
-    /// Timeout of the check request, e.g. `"0.25s"`.
-    pub timeout: ProtoDuration,
 }
 
 /// `ext_authz.v3.AuthorizationRequest`.
@@ -236,27 +223,13 @@ impl Validate for ExtAuthzConfig {
                 "is required (only the HTTP service mode is supported, not grpc_service)",
             )
         })?;
-        let uri = &service.server_uri;
-        if uri.uri.is_empty() {
-            return Err(ConfigError::new(
-                "http_service.server_uri.uri",
-                "must not be empty",
-            ));
-        }
-        if uri.cluster.is_empty() {
-            return Err(ConfigError::new(
-                "http_service.server_uri.cluster",
-                "must not be empty",
-            ));
-        }
-        let timeout = uri.timeout.0;
-        // Zero would mean "no timeout" to the host: a request could hang forever.
-        if timeout.is_zero() || timeout.as_millis() > u128::from(u32::MAX) {
-            return Err(ConfigError::new(
-                "http_service.server_uri.timeout",
-                "must be more than 0s and less than 49 days (a check request always times out)",
-            ));
-        }
+        // The URI itself only has to be there, as native: the cluster decides where the check
+        // goes, and the check carries the client's authority.
+        let server = service
+            .server_uri
+            .validate()
+            .map_err(|e| e.within("http_service.server_uri"))?;
+        let timeout = server.timeout;
         header_value(service.path_prefix.as_bytes())
             .map_err(|reason| ConfigError::new("http_service.path_prefix", reason))?;
         if !service.path_prefix.is_empty() && !service.path_prefix.starts_with('/') {
@@ -314,7 +287,7 @@ impl Validate for ExtAuthzConfig {
             extra => format!("ext_authz.{extra}"),
         };
         Ok(Config {
-            cluster: service.server_uri.cluster,
+            cluster: server.cluster,
             timeout,
             path_prefix: service.path_prefix,
             allowed_headers,

@@ -3,7 +3,7 @@
 use crate::jwks::KeySet;
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig, StringMatcher, StringMatcherConfig};
-use sdk_ext::proto::ProtoDuration;
+use sdk_ext::proto::{HttpUri, ProtoDuration};
 use sdk_ext::validate::{self, Pseudo};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -107,19 +107,6 @@ pub struct RemoteJwksConfig {
     /// How long fetched keys are used. Default 600 s.
     #[serde(default)]
     pub cache_duration: Option<ProtoDuration>,
-}
-
-/// `config.core.v3.HttpUri`.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct HttpUri {
-    /// `http(s)://host[:port]/path`.
-    pub uri: String,
-    /// The Envoy cluster that serves it.
-    pub cluster: String,
-    /// Fetch timeout.
-    pub timeout: ProtoDuration,
 }
 
 /// `JwtHeader`.
@@ -366,18 +353,6 @@ fn sort_small<T: Ord>(items: &mut [T]) {
     }
 }
 
-/// Splits `scheme://host[:port]/path?query` into authority and path.
-fn split_uri(uri: &str) -> Option<(String, String)> {
-    let rest = uri
-        .strip_prefix("https://")
-        .or_else(|| uri.strip_prefix("http://"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, "/"),
-    };
-    (!authority.is_empty()).then(|| (authority.to_string(), path.to_string()))
-}
-
 impl ProviderConfig {
     fn validate(self, name: String) -> Result<Provider, ConfigError> {
         let keys = match (self.local_jwks, self.remote_jwks) {
@@ -387,25 +362,16 @@ impl ProviderConfig {
                 KeySource::Local(Rc::new(keys))
             }
             (None, Some(remote)) => {
-                let (authority, path) = split_uri(&remote.http_uri.uri).ok_or_else(|| {
+                let target = remote
+                    .http_uri
+                    .validate()
+                    .map_err(|e| e.within("remote_jwks.http_uri"))?;
+                let (authority, path) = target.authority_and_path().ok_or_else(|| {
                     ConfigError::new(
                         "remote_jwks.http_uri.uri",
-                        format!("{:?} is not an http(s) URI", remote.http_uri.uri),
+                        format!("{:?} is not an http(s) URI", target.uri),
                     )
                 })?;
-                if remote.http_uri.cluster.is_empty() {
-                    return Err(ConfigError::new(
-                        "remote_jwks.http_uri.cluster",
-                        "must not be empty",
-                    ));
-                }
-                let timeout = remote.http_uri.timeout.0;
-                if timeout.is_zero() || timeout.as_millis() > u32::MAX as u128 {
-                    return Err(ConfigError::new(
-                        "remote_jwks.http_uri.timeout",
-                        "must be between 1ms and 49 days",
-                    ));
-                }
                 let cache_duration = remote
                     .cache_duration
                     .map_or(DEFAULT_CACHE_DURATION, |d| d.0);
@@ -416,11 +382,11 @@ impl ProviderConfig {
                     ));
                 }
                 KeySource::Remote(Remote {
-                    uri: remote.http_uri.uri,
-                    cluster: remote.http_uri.cluster,
+                    uri: target.uri,
+                    cluster: target.cluster,
                     authority,
                     path,
-                    timeout,
+                    timeout: target.timeout,
                     cache_duration,
                 })
             }
