@@ -480,6 +480,79 @@ impl CalloutTarget {
     }
 }
 
+/// `config.core.v3.DataSource`, in the inline forms a wasm VM can read (it has no file system):
+/// `inline_string`, or `inline_bytes` (proto3 JSON `bytes`: base64).
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// The text.
+    #[serde(default)]
+    pub inline_string: Option<String>,
+    /// The text, base64 in either alphabet, padding optional.
+    #[serde(default)]
+    pub inline_bytes: Option<String>,
+}
+
+impl DataSource {
+    /// The text, and the field it came from (`inline_string` or `inline_bytes`, for the caller's
+    /// errors about its content). Exactly one must be set, and not empty, as native requires;
+    /// errors name the field, or none when the choice itself is wrong.
+    pub fn text(self) -> Result<(&'static str, String), ConfigError> {
+        let (field, text) = match (self.inline_string, self.inline_bytes) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "",
+                    "set one of inline_string and inline_bytes, not both",
+                ))
+            }
+            (Some(text), None) => ("inline_string", text),
+            (None, Some(encoded)) => {
+                let bytes = decode_proto_bytes(&encoded)
+                    .ok_or_else(|| ConfigError::new("inline_bytes", "not base64"))?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    ConfigError::new("inline_bytes", "the decoded text is not UTF-8")
+                })?;
+                ("inline_bytes", text)
+            }
+            (None, None) => {
+                return Err(ConfigError::new("", "needs inline_string or inline_bytes"))
+            }
+        };
+        if text.is_empty() {
+            // Native: "DataSource cannot be empty".
+            return Err(ConfigError::new(field, "must not be empty"));
+        }
+        Ok((field, text))
+    }
+}
+
+/// Strips at most two trailing `=`, as Envoy's `Base64::decodeWithoutPadding` does: the padding
+/// need not be there, nor be the right amount. base64's `DecodePaddingMode::Indifferent` refuses
+/// the wrong amount (`AAAA=`), so the padding goes here and the engines require none (a third `=`
+/// stays and is refused).
+pub fn strip_base64_padding(input: &[u8]) -> &[u8] {
+    let input = input.strip_suffix(b"=").unwrap_or(input);
+    input.strip_suffix(b"=").unwrap_or(input)
+}
+
+/// proto3 JSON `bytes`: base64 in the standard or the url-safe alphabet, padding optional,
+/// trailing bits ignored.
+pub fn decode_proto_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine as _};
+    const CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CONFIG);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, CONFIG);
+    let trimmed = strip_base64_padding(text.as_bytes());
+    STANDARD
+        .decode(trimmed)
+        .or_else(|_| URL_SAFE.decode(trimmed))
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,6 +818,55 @@ mod tests {
             (uri("http://a", "c", "4294968s"), "timeout"),
         ] {
             assert_eq!(bad.unwrap_err().path, path);
+        }
+    }
+
+    #[test]
+    fn a_data_source_is_one_inline_text_or_base64_of_it() {
+        let source =
+            |json: serde_json::Value| serde_json::from_value::<DataSource>(json).unwrap().text();
+        assert_eq!(
+            source(serde_json::json!({"inline_string": "keys"})),
+            Ok(("inline_string", "keys".to_string()))
+        );
+        // "keys?" is a2V5cz8= in the standard alphabet and a2V5cz8 without padding.
+        for encoded in ["a2V5cz8=", "a2V5cz8", "a2V5cz8=="] {
+            assert_eq!(
+                source(serde_json::json!({"inline_bytes": encoded})),
+                Ok(("inline_bytes", "keys?".to_string())),
+                "{encoded}"
+            );
+        }
+        for (json, path, reason) in [
+            (
+                serde_json::json!({}),
+                "",
+                "needs inline_string or inline_bytes",
+            ),
+            (
+                serde_json::json!({"inline_string": "a", "inline_bytes": "YQ"}),
+                "",
+                "not both",
+            ),
+            (
+                serde_json::json!({"inline_string": ""}),
+                "inline_string",
+                "must not be empty",
+            ),
+            (
+                serde_json::json!({"inline_bytes": "a2V5cz8==="}),
+                "inline_bytes",
+                "not base64",
+            ),
+            (
+                serde_json::json!({"inline_bytes": "/w"}),
+                "inline_bytes",
+                "not UTF-8",
+            ),
+        ] {
+            let error = source(json.clone()).unwrap_err();
+            assert_eq!(error.path, path, "{json}");
+            assert!(error.reason.contains(reason), "{json}: {error}");
         }
     }
 }

@@ -2,10 +2,9 @@
 //! per-route config) and `stat_prefix`, validated once into the immutable [`Config`].
 
 use crate::htpasswd::Users;
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, Engine as _, GeneralPurpose, GeneralPurposeConfig};
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig};
+use sdk_ext::proto::DataSource;
 use sdk_ext::validate::{header_name, modifiable_header_name, Pseudo};
 use serde::Deserialize;
 
@@ -31,19 +30,6 @@ pub struct BasicAuthConfig {
     /// Metric names become `basic_auth.<stat_prefix>.*` (native: `http.<hcm>.basic_auth.*`).
     #[serde(default)]
     pub stat_prefix: Option<String>,
-}
-
-/// `config.core.v3.DataSource`: only the inline forms (a wasm VM has no file system).
-#[derive(Deserialize, Debug)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct DataSource {
-    /// The htpasswd text.
-    #[serde(default)]
-    pub inline_string: Option<String>,
-    /// The htpasswd text, base64 (proto3 JSON `bytes`).
-    #[serde(default)]
-    pub inline_bytes: Option<String>,
 }
 
 /// One entry of `rules`.
@@ -143,65 +129,18 @@ impl Validate for BasicAuthConfig {
     }
 }
 
-/// Unpadded base64 (the padding is stripped first), trailing bits ignored: proto3 JSON `bytes`.
-const INLINE_BYTES_CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
-    .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-    .with_decode_allow_trailing_bits(true);
-/// `inline_bytes` in the standard alphabet.
-const INLINE_BYTES: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, INLINE_BYTES_CONFIG);
-/// `inline_bytes` in the url-safe alphabet (proto3 JSON accepts both).
-const INLINE_BYTES_URL_SAFE: GeneralPurpose =
-    GeneralPurpose::new(&alphabet::URL_SAFE, INLINE_BYTES_CONFIG);
-
-/// Strips at most two trailing `=`, as Envoy's `Base64::decodeWithoutPadding` does: the padding
-/// need not be there, nor be the right amount. base64's `DecodePaddingMode::Indifferent` refuses
-/// the wrong amount (`AAAA=`), so the padding goes here and the engines require none (a third `=`
-/// stays and is refused).
-pub(crate) fn strip_padding(input: &[u8]) -> &[u8] {
-    let input = input.strip_suffix(b"=").unwrap_or(input);
-    input.strip_suffix(b"=").unwrap_or(input)
-}
-
 /// The htpasswd text of `users`, parsed; errors name `users.inline_string` (or `inline_bytes`)
 /// and the line.
 fn users(source: DataSource) -> Result<Users, ConfigError> {
-    let (field, text) = match (source.inline_string, source.inline_bytes) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "users",
-                "set one of inline_string and inline_bytes, not both",
-            ))
-        }
-        (Some(text), None) => ("users.inline_string", text),
-        (None, Some(encoded)) => {
-            let field = "users.inline_bytes";
-            let trimmed = strip_padding(encoded.as_bytes());
-            let bytes = INLINE_BYTES
-                .decode(trimmed)
-                .or_else(|_| INLINE_BYTES_URL_SAFE.decode(trimmed))
-                .map_err(|_| ConfigError::new(field, "not base64"))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| ConfigError::new(field, "the decoded htpasswd text is not UTF-8"))?;
-            (field, text)
-        }
-        (None, None) => {
-            return Err(ConfigError::new(
-                "users",
-                "needs inline_string (the htpasswd text) or inline_bytes",
-            ))
-        }
-    };
-    if text.is_empty() {
-        // Native: "DataSource cannot be empty".
-        return Err(ConfigError::new(field, "must not be empty"));
-    }
-    Users::parse(&text).map_err(|reason| ConfigError::new(field, reason))
+    let (field, text) = source.text().map_err(|error| error.within("users"))?;
+    Users::parse(&text).map_err(|reason| ConfigError::new(format!("users.{field}"), reason))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine as _;
 
     fn inline_bytes(encoded: &str) -> Result<usize, ConfigError> {
         users(DataSource {

@@ -5,7 +5,7 @@
 //! realm of a refusal. A refusal is native's: 401, its body text and response code details, and
 //! `www-authenticate: Basic realm="<original URI>"`.
 
-use crate::config::{strip_padding, BasicAuthConfig, Config};
+use crate::config::{BasicAuthConfig, Config};
 use crate::htpasswd::{bcrypt_matches, sha1_matches, Hash, User};
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -32,7 +32,7 @@ const CREDENTIAL_BASE64: GeneralPurpose = GeneralPurpose::new(
 /// canonical last symbol. `None` where Envoy gets an empty string.
 fn decode_credential(token: &[u8]) -> Option<Vec<u8>> {
     CREDENTIAL_BASE64
-        .decode(strip_padding(token))
+        .decode(sdk_ext::proto::strip_base64_padding(token))
         .ok()
         .filter(|decoded| !decoded.is_empty())
 }

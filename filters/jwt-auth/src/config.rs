@@ -3,7 +3,7 @@
 use crate::jwks::KeySet;
 use sdk_ext::config::{validate_each, ConfigError, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig, StringMatcher, StringMatcherConfig};
-use sdk_ext::proto::{HttpUri, ProtoDuration};
+use sdk_ext::proto::{DataSource, HttpUri, ProtoDuration};
 use sdk_ext::validate::{self, Pseudo};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -86,15 +86,6 @@ pub struct ProviderConfig {
     /// Size of the verified-token cache.
     #[serde(default)]
     pub jwt_cache_config: Option<JwtCacheConfig>,
-}
-
-/// `config.core.v3.DataSource`, as far as a wasm filter can read one.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct DataSource {
-    /// The JWKS document.
-    pub inline_string: String,
 }
 
 /// `RemoteJwks`.
@@ -357,8 +348,9 @@ impl ProviderConfig {
     fn validate(self, name: String) -> Result<Provider, ConfigError> {
         let keys = match (self.local_jwks, self.remote_jwks) {
             (Some(local), None) => {
-                let keys = KeySet::parse(local.inline_string.as_bytes())
-                    .map_err(|reason| ConfigError::new("local_jwks.inline_string", reason))?;
+                let (field, text) = local.text().map_err(|e| e.within("local_jwks"))?;
+                let keys = KeySet::parse(text.as_bytes())
+                    .map_err(|reason| ConfigError::new(format!("local_jwks.{field}"), reason))?;
                 KeySource::Local(Rc::new(keys))
             }
             (None, Some(remote)) => {
@@ -594,7 +586,6 @@ impl Validate for JwtAuthConfig {
         "providers.*.normalize_payload_in_metadata",
         "providers.*.clear_route_cache",
         "providers.*.local_jwks.filename",
-        "providers.*.local_jwks.inline_bytes",
         "providers.*.local_jwks.environment_variable",
         "providers.*.remote_jwks.async_fetch",
         "providers.*.remote_jwks.retry_policy",
