@@ -9,14 +9,20 @@
 
 use crate::client::Request;
 use crate::config::BootstrapBuilder;
+use crate::echo::CannedReply;
+use crate::http1;
 use crate::process::{Envoy, EnvoyOptions};
 use serde_json::{json, Value};
-use std::io;
+use std::io::{self, BufWriter};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A request sent once before the load, to show that a variant's filters really act.
+/// A request sent once before the load, to show that a variant's filters really act: the
+/// benchmark request (method, headers, body), less one header if `without` says so.
 #[derive(Debug, Clone)]
 pub struct Check {
     /// A header of the benchmark request left out of this one (e.g. `authorization`).
@@ -25,6 +31,38 @@ pub struct Check {
     pub status: u16,
     /// A response header expected, with its value.
     pub response_header: Option<(String, String)>,
+    /// Text the response body must contain.
+    pub body_contains: Option<String>,
+}
+
+impl Check {
+    /// The benchmark request itself must get `status`.
+    pub fn status(status: u16) -> Check {
+        Check {
+            without: None,
+            status,
+            response_header: None,
+            body_contains: None,
+        }
+    }
+
+    /// Sends the request without this header.
+    pub fn without(mut self, name: &str) -> Check {
+        self.without = Some(name.to_string());
+        self
+    }
+
+    /// The response must carry this header with this value.
+    pub fn response_header(mut self, name: &str, value: &str) -> Check {
+        self.response_header = Some((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// The response body must contain `text`.
+    pub fn body_contains(mut self, text: &str) -> Check {
+        self.body_contains = Some(text.to_string());
+        self
+    }
 }
 
 /// One filter chain to measure.
@@ -36,6 +74,12 @@ pub struct Variant {
     pub filters: Vec<Value>,
     /// Headers each request carries.
     pub headers: Vec<(String, String)>,
+    /// The request method.
+    pub method: String,
+    /// The request body, if any.
+    pub body: Option<String>,
+    /// The listener's routes; `None` is a `direct_response` 200 for every path.
+    pub routes: Option<Value>,
     /// A wrk Lua script that builds the requests instead (e.g. a different token each time).
     pub script: Option<String>,
     /// Requests that must get their expected answer before the load starts.
@@ -49,9 +93,36 @@ impl Variant {
             name: name.to_string(),
             filters,
             headers: Vec::new(),
+            method: "GET".into(),
+            body: None,
+            routes: None,
             script: None,
             checks: Vec::new(),
         }
+    }
+
+    /// The same filters under another name.
+    pub fn named(mut self, name: &str) -> Variant {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Sends `method` instead of GET.
+    pub fn method(mut self, method: &str) -> Variant {
+        self.method = method.to_string();
+        self
+    }
+
+    /// Sends this body with every request.
+    pub fn body(mut self, body: &str) -> Variant {
+        self.body = Some(body.to_string());
+        self
+    }
+
+    /// Routes the listener so instead of answering with `direct_response`.
+    pub fn routes(mut self, routes: Value) -> Variant {
+        self.routes = Some(routes);
+        self
     }
 
     /// Adds a request header.
@@ -261,7 +332,7 @@ fn run_wrk(
     for (name, value) in &variant.headers {
         command.arg("-H").arg(format!("{name}: {value}"));
     }
-    if let Some(script) = &variant.script {
+    if let Some(script) = wrk_script(variant) {
         let path = script_dir.join(format!(
             "{}.lua",
             variant
@@ -310,11 +381,31 @@ fn run_wrk(
     })
 }
 
+/// The variant's Lua script: its own, or one that sets a method or body other than wrk's GET.
+fn wrk_script(variant: &Variant) -> Option<String> {
+    if variant.script.is_some() {
+        return variant.script.clone();
+    }
+    if variant.method == "GET" && variant.body.is_none() {
+        return None;
+    }
+    // Lua long brackets hold any body that has no `]==]`; the bodies here are JSON.
+    let mut script = format!("wrk.method = \"{}\"\n", variant.method);
+    if let Some(body) = &variant.body {
+        script.push_str(&format!("wrk.body = [==[{body}]==]\n"));
+    }
+    Some(script)
+}
+
 /// Sends each of the variant's checks once; an unexpected answer fails the benchmark, so a
 /// misconfigured listener is never measured as a fast one.
 fn run_checks(port: u16, variant: &Variant) -> io::Result<()> {
     for check in &variant.checks {
         let mut request = Request::get("/bench");
+        request.method = variant.method.clone();
+        if let Some(body) = &variant.body {
+            request.body = body.as_bytes().to_vec();
+        }
         for (name, value) in &variant.headers {
             if check.without.as_deref() != Some(name.as_str()) {
                 request = request.header(name, value);
@@ -325,12 +416,18 @@ fn run_checks(port: u16, variant: &Variant) -> io::Result<()> {
             .response_header
             .as_ref()
             .is_none_or(|(name, value)| response.header(name).as_deref() == Some(value.as_str()));
-        if response.status != check.status || !header_ok {
+        let body = String::from_utf8_lossy(&response.body);
+        let body_ok = check
+            .body_contains
+            .as_ref()
+            .is_none_or(|text| body.contains(text.as_str()));
+        if response.status != check.status || !header_ok || !body_ok {
             return Err(io::Error::other(format!(
-                "{}: expected {} {:?} (without {:?}), got {} with headers {:?}",
+                "{}: expected {} {:?} {:?} (without {:?}), got {} with headers {:?} and body {body:?}",
                 variant.name,
                 check.status,
                 check.response_header,
+                check.body_contains,
                 check.without,
                 response.status,
                 response.headers
@@ -342,13 +439,22 @@ fn run_checks(port: u16, variant: &Variant) -> io::Result<()> {
 
 /// Measures every variant in one Envoy, with `load.concurrency` workers.
 pub fn measure(variants: &[Variant], load: &Load) -> io::Result<Vec<Measurement>> {
+    measure_in(variants, load, BootstrapBuilder::new(1))
+}
+
+/// [`measure`] in a bootstrap that already has the clusters the variants' routes and filters
+/// name (an upstream, an authorization service).
+pub fn measure_in(
+    variants: &[Variant],
+    load: &Load,
+    mut bootstrap: BootstrapBuilder,
+) -> io::Result<Vec<Measurement>> {
     let wrk = wrk_binary()?;
-    let mut bootstrap = BootstrapBuilder::new(1);
     for (index, variant) in variants.iter().enumerate() {
         bootstrap = bootstrap.listener_with_routes(
             &format!("bench{index}"),
             variant.filters.clone(),
-            direct_response(),
+            variant.routes.clone().unwrap_or_else(direct_response),
         );
     }
     let options = EnvoyOptions {
@@ -372,17 +478,21 @@ pub fn measure(variants: &[Variant], load: &Load) -> io::Result<Vec<Measurement>
         run_wrk(&wrk, port, variant, load.warmup, load, &script_dir, pid)?;
     }
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); variants.len()];
-    for _ in 0..load.rounds {
-        for ((variant, &port), runs) in variants.iter().zip(&ports).zip(runs.iter_mut()) {
-            runs.push(run_wrk(
-                &wrk,
-                port,
-                variant,
-                load.duration,
-                load,
-                &script_dir,
-                pid,
-            )?);
+    for round in 1..=load.rounds {
+        for (index, ((variant, &port), runs)) in
+            variants.iter().zip(&ports).zip(runs.iter_mut()).enumerate()
+        {
+            let run = run_wrk(&wrk, port, variant, load.duration, load, &script_dir, pid)?;
+            eprintln!(
+                "bench:   round {round}/{}, {}/{} {}: {:.0} rps, {:.1} µs CPU/request",
+                load.rounds,
+                index + 1,
+                variants.len(),
+                variant.name,
+                run.rps,
+                run.cpu_us
+            );
+            runs.push(run);
         }
     }
     let _ = std::fs::remove_dir_all(&script_dir);
@@ -442,6 +552,142 @@ pub fn report(title: &str, measurements: &[Measurement], baseline: &str) -> Stri
     }
     out
 }
+/// A loopback upstream that answers every request with the same reply, on kept-alive
+/// connections, recording nothing: a long load costs it no memory. Stops when dropped.
+pub struct FixedUpstream {
+    port: u16,
+    stopping: Arc<AtomicBool>,
+}
+
+impl FixedUpstream {
+    /// Binds a free loopback port and answers every request with `reply`.
+    pub fn start(reply: CannedReply) -> io::Result<FixedUpstream> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let reply = Arc::new(reply);
+        crate::servers::accept_each(listener, "fixed", stopping.clone(), move |connection| {
+            serve_fixed(connection, &reply)
+        })?;
+        Ok(FixedUpstream { port, stopping })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for FixedUpstream {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(
+            &([127, 0, 0, 1], self.port).into(),
+            Duration::from_millis(200),
+        );
+    }
+}
+
+fn serve_fixed(connection: TcpStream, reply: &CannedReply) {
+    let Ok(write_half) = connection.try_clone() else {
+        return;
+    };
+    let mut reader = http1::reader(&connection);
+    let mut writer = BufWriter::new(write_half);
+    let start_line = format!("HTTP/1.1 {} Fixed", reply.status);
+    while let Ok(Some(head)) = http1::read_request_head(&mut reader) {
+        if http1::read_body(&mut reader, &head, false).is_err()
+            || http1::write_message(&mut writer, &start_line, &reply.headers, &reply.body).is_err()
+        {
+            break;
+        }
+    }
+    let _ = connection.shutdown(Shutdown::Both);
+}
+
+/// What loading a variant's filters costs Envoy.
+#[derive(Debug, Clone, Copy)]
+pub struct StartCost {
+    /// Envoy's `server.initialization_time_ms` (start until the workers take connections), which
+    /// includes creating every wasm VM: median over the starts.
+    pub init_ms: f64,
+    /// Envoy's resident memory after the warm-up load, MiB: median over the starts.
+    pub rss_mib: f64,
+}
+
+/// Starts Envoy `starts` times with only `variant`'s listener (in `bootstrap`, which has the
+/// clusters it needs), loads it with wrk for `warmup`, and reads the start-up time and memory.
+pub fn start_cost(
+    variant: &Variant,
+    bootstrap: &BootstrapBuilder,
+    load: &Load,
+    starts: usize,
+) -> io::Result<StartCost> {
+    let wrk = wrk_binary()?;
+    let script_dir = std::env::temp_dir().join(format!("envoy-start-{}", std::process::id()));
+    std::fs::create_dir_all(&script_dir)?;
+    let mut init = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..starts.max(1) {
+        let mut config = bootstrap
+            .clone()
+            .listener_with_routes(
+                "bench",
+                variant.filters.clone(),
+                variant.routes.clone().unwrap_or_else(direct_response),
+            )
+            .build();
+        // Histograms reach the admin endpoint when stats are flushed: on each admin read.
+        config["stats_flush_on_admin"] = json!(true);
+        let options = EnvoyOptions {
+            concurrency: load.concurrency.max(1),
+            log_level: "warning".into(),
+        };
+        let envoy = Envoy::start_with(config, &options)?;
+        let port = envoy
+            .listener_port("bench")
+            .ok_or_else(|| io::Error::other("Envoy has no listener bench"))?;
+        run_checks(port, variant)?;
+        run_wrk(&wrk, port, variant, load.warmup, load, &script_dir, None)?;
+        init.push(initialization_ms(&envoy).unwrap_or(f64::NAN));
+        rss.push(envoy.rss_bytes()? as f64 / (1024.0 * 1024.0));
+    }
+    let _ = std::fs::remove_dir_all(&script_dir);
+    Ok(StartCost {
+        init_ms: median(&init),
+        rss_mib: median(&rss),
+    })
+}
+
+/// `server.initialization_time_ms` from the admin endpoint's JSON stats. The histogram's merge
+/// after a flush is asynchronous, so the first reads may not have it yet.
+fn initialization_ms(envoy: &Envoy) -> Option<f64> {
+    for _ in 0..20 {
+        let response = Request::get("/stats?format=json&filter=initialization_time_ms")
+            .send(envoy.admin_port())
+            .ok()?;
+        let document = response.json();
+        let found = document["stats"].as_array().and_then(|stats| {
+            stats.iter().find_map(|stat| {
+                let histograms = stat.get("histograms")?;
+                let quantiles = histograms["supported_quantiles"].as_array()?;
+                let p100 = quantiles.iter().position(|q| q.as_f64() == Some(100.0))?;
+                histograms["computed_quantiles"]
+                    .as_array()?
+                    .iter()
+                    .find(|h| h["name"] == "server.initialization_time_ms")?["values"][p100]
+                    ["cumulative"]
+                    .as_f64()
+            })
+        });
+        if found.is_some() {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 /// The hostcalls [`hostcall_module`] can repeat, and what one repetition does.
 pub const HOSTCALLS: &[(&str, &str)] = &[
     (

@@ -12,6 +12,7 @@
 
 pub mod authz;
 pub mod bench;
+pub mod chart;
 pub mod client;
 pub mod config;
 pub mod differential;

@@ -553,11 +553,7 @@ fn cost_per_request_against_native() {
         }
         wasm_filter("basic_auth", &filter_wasm("basic_auth"), &config)
     };
-    let refused = Check {
-        without: Some("authorization".into()),
-        status: 401,
-        response_header: None,
-    };
+    let refused = Check::status(401).without("authorization");
     let user1 = basic("user1", "test1");
     let variants = vec![
         Bench::new("no filter", vec![]),
