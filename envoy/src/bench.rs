@@ -773,15 +773,15 @@ pub fn hostcall_module(call: &str, count: usize) -> io::Result<Vec<u8>> {
             {calls}
             (i32.const 0))
         (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-        (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-        (func (export "proxy_on_log") (param i32))
         (func (export "proxy_on_delete") (param i32)))"#,
         calls = one.repeat(count)
     );
     wat::parse_str(wat).map_err(io::Error::other)
 }
 
-/// A module that exports the proxy-wasm callbacks and does nothing: the ABI floor.
+/// A module that exports the proxy-wasm callbacks a filter needs and does nothing: the ABI
+/// floor. No `proxy_on_done` or `proxy_on_log`: Envoy skips a callback that is not exported,
+/// and sdk-ext's modules export neither (each is a call into V8 for every stream).
 pub fn noop_module() -> io::Result<Vec<u8>> {
     let wat = r#"(module
         (memory (export "memory") 1)
@@ -792,8 +792,6 @@ pub fn noop_module() -> io::Result<Vec<u8>> {
         (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
         (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
         (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
-        (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-        (func (export "proxy_on_log") (param i32))
         (func (export "proxy_on_delete") (param i32)))"#;
     wat::parse_str(wat).map_err(io::Error::other)
 }

@@ -103,16 +103,73 @@ impl Hasher for IdHasher {
 
 type IdMap<T> = HashMap<u32, T, BuildHasherDefault<IdHasher>>;
 
+/// A map by id for the few plugins and queues of a VM: a list sorted by id. A hash table costs
+/// about 2 KB of wasm code per value type, and over a handful of ids a binary search is as quick.
+struct FewIds<T>(Vec<(u32, T)>);
+
+impl<T> Default for FewIds<T> {
+    fn default() -> Self {
+        FewIds(Vec::new())
+    }
+}
+
+impl<T> FewIds<T> {
+    fn find(&self, id: u32) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&id, |(key, _)| *key)
+    }
+
+    fn get(&self, id: &u32) -> Option<&T> {
+        let index = self.find(*id).ok()?;
+        self.0.get(index).map(|(_, value)| value)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut T> {
+        let index = self.find(*id).ok()?;
+        self.0.get_mut(index).map(|(_, value)| value)
+    }
+
+    fn insert(&mut self, id: u32, value: T) {
+        match self.find(id) {
+            Ok(index) => {
+                if let Some(entry) = self.0.get_mut(index) {
+                    entry.1 = value;
+                }
+            }
+            Err(index) => self.0.insert(index, (id, value)),
+        }
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<T> {
+        let index = self.find(*id).ok()?;
+        Some(self.0.remove(index).1)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&u32, &mut T) -> bool) {
+        self.0.retain_mut(|(id, value)| keep(id, value));
+    }
+}
+
+impl<T: Default> FewIds<T> {
+    fn get_or_default(&mut self, id: u32) -> Option<&mut T> {
+        if self.find(id).is_err() {
+            self.insert(id, T::default());
+        }
+        self.get_mut(&id)
+    }
+}
+
 /// The module's state across callbacks.
 pub struct Dispatcher {
     host: Rc<dyn Host>,
     module: Module,
-    plugins: IdMap<Plugin>,
+    plugins: FewIds<Plugin>,
     streams: IdMap<Stream>,
     calls: IdMap<CallOwner>,
     /// Shared queues by id: the plugin and filter position that registered each.
-    queues: IdMap<(u32, usize)>,
+    queues: FewIds<(u32, usize)>,
     config_error: Option<ConfigError>,
+    /// The chain config reader, `None` in a standalone module.
+    chain_entries: Option<ChainEntries>,
     /// Host time as read in the running callback (see [`Cx::now_nanos`]).
     clock: Cell<Option<u64>>,
 }
@@ -171,6 +228,50 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A filter of the module, its configuration bytes, and the field path they came from.
+type ChainEntryBytes<'a> = (Factory, std::borrow::Cow<'a, [u8]>, String);
+
+/// Reads a chain configuration into its filters' entries. Only [`Dispatcher::new`] names it, so
+/// a standalone module (built by [`Dispatcher::standalone`]) links none of the chain's config
+/// code (its serde types, `serde_json::Value` and its serializer).
+type ChainEntries =
+    for<'a> fn(&'static [Factory], &'a [u8]) -> Result<Vec<ChainEntryBytes<'a>>, ConfigError>;
+
+fn chain_entries<'a>(
+    factories: &'static [Factory],
+    bytes: &'a [u8],
+) -> Result<Vec<ChainEntryBytes<'a>>, ConfigError> {
+    let chain: ChainConfig = parse(bytes)?;
+    if chain.filters.is_empty() {
+        return Err(ConfigError::new(
+            "filters",
+            "a chain needs at least one filter",
+        ));
+    }
+    let mut entries = Vec::with_capacity(chain.filters.len());
+    for (index, entry) in chain.filters.into_iter().enumerate() {
+        let Some(factory) = factories.iter().find(|f| f.is_named(&entry.name)) else {
+            let known: Vec<String> = factories.iter().map(Factory::chain_name).collect();
+            return Err(ConfigError::new(
+                format!("filters[{index}].name"),
+                format!(
+                    "unknown filter {:?}; this module has: {}",
+                    entry.name,
+                    known.join(", ")
+                ),
+            ));
+        };
+        let config = entry
+            .config
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        let config = serde_json::to_vec(&config).map_err(|error| {
+            ConfigError::new(format!("filters[{index}].config"), error.to_string())
+        })?;
+        entries.push((*factory, config.into(), format!("filters[{index}].config")));
+    }
+    Ok(entries)
+}
+
 /// How far a direction got.
 enum Outcome {
     Continued,
@@ -181,13 +282,28 @@ enum Outcome {
 impl Dispatcher {
     /// A dispatcher for `module` on `host`.
     pub fn new(host: Rc<dyn Host>, module: Module) -> Dispatcher {
+        Dispatcher::with_chain(host, module, Some(chain_entries))
+    }
+
+    /// A dispatcher for the one filter of `factory` on `host`; unlike [`Dispatcher::new`], it
+    /// links no chain config code.
+    pub fn standalone(host: Rc<dyn Host>, factory: Factory) -> Dispatcher {
+        Dispatcher::with_chain(host, Module::Standalone(factory), None)
+    }
+
+    fn with_chain(
+        host: Rc<dyn Host>,
+        module: Module,
+        chain_entries: Option<ChainEntries>,
+    ) -> Dispatcher {
         Dispatcher {
             host,
             module,
-            plugins: IdMap::default(),
+            chain_entries,
+            plugins: FewIds::default(),
             streams: IdMap::default(),
             calls: IdMap::default(),
-            queues: IdMap::default(),
+            queues: FewIds::default(),
             config_error: None,
             clock: Cell::new(None),
         }
@@ -269,9 +385,10 @@ impl Dispatcher {
             }
         };
         self.config_error = None;
-        let plugin = self.plugins.entry(root_context_id).or_default();
-        plugin.slots = slots;
-        plugin.configured = true;
+        if let Some(plugin) = self.plugins.get_or_default(root_context_id) {
+            plugin.slots = slots;
+            plugin.configured = true;
+        }
         for (position, effect) in effects.into_iter().enumerate() {
             self.apply_root_effects(root_context_id, position, effect);
         }
@@ -284,40 +401,12 @@ impl Dispatcher {
         bytes: &[u8],
         effects: &mut Vec<Effects>,
     ) -> Result<Vec<Slot>, ConfigError> {
-        let entries: Vec<(Factory, std::borrow::Cow<'_, [u8]>, String)> = match self.module {
+        let entries: Vec<ChainEntryBytes<'_>> = match self.module {
             Module::Standalone(factory) => vec![(factory, bytes.into(), String::new())],
-            Module::Chain(factories) => {
-                let chain: ChainConfig = parse(bytes)?;
-                if chain.filters.is_empty() {
-                    return Err(ConfigError::new(
-                        "filters",
-                        "a chain needs at least one filter",
-                    ));
-                }
-                let mut entries = Vec::with_capacity(chain.filters.len());
-                for (index, entry) in chain.filters.into_iter().enumerate() {
-                    let Some(factory) = factories.iter().find(|f| f.is_named(&entry.name)) else {
-                        let known: Vec<String> =
-                            factories.iter().map(Factory::chain_name).collect();
-                        return Err(ConfigError::new(
-                            format!("filters[{index}].name"),
-                            format!(
-                                "unknown filter {:?}; this module has: {}",
-                                entry.name,
-                                known.join(", ")
-                            ),
-                        ));
-                    };
-                    let config = entry
-                        .config
-                        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-                    let config = serde_json::to_vec(&config).map_err(|error| {
-                        ConfigError::new(format!("filters[{index}].config"), error.to_string())
-                    })?;
-                    entries.push((*factory, config.into(), format!("filters[{index}].config")));
-                }
-                entries
-            }
+            Module::Chain(factories) => match self.chain_entries {
+                Some(read) => read(factories, bytes)?,
+                None => return Err(ConfigError::new("", "this module is not a chain")),
+            },
         };
         let mut slots = Vec::with_capacity(entries.len());
         for (position, (factory, config, at)) in entries.into_iter().enumerate() {

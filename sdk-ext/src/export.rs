@@ -4,7 +4,7 @@
 //! [`Dispatcher`].
 
 use crate::dispatch::{Dispatcher, Module};
-use crate::filter::Action;
+use crate::filter::{Action, Factory};
 use crate::host::WasmHost;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -15,10 +15,19 @@ thread_local! {
 
 /// Sets up the module at VM start (`_initialize`).
 pub fn install(module: Module) {
+    set(Dispatcher::new(Rc::new(WasmHost), module));
+}
+
+/// Sets up a standalone module at VM start; it links no chain config code.
+pub fn install_standalone(factory: Factory) {
+    set(Dispatcher::standalone(Rc::new(WasmHost), factory));
+}
+
+fn set(new: Dispatcher) {
     crate::logging::init(log::LevelFilter::Info);
     DISPATCHER.with(|cell| {
         if let Ok(mut dispatcher) = cell.try_borrow_mut() {
-            *dispatcher = Some(Dispatcher::new(Rc::new(WasmHost), module));
+            *dispatcher = Some(new);
         }
     });
 }
@@ -32,10 +41,16 @@ pub fn with<T>(fallback: T, call: impl FnOnce(&mut Dispatcher) -> T) -> T {
             None => fallback,
         },
         Err(_) => {
-            log::error!("a host callback arrived while another was running; ignored");
+            busy();
             fallback
         }
     })
+}
+
+/// Out of line: `with` is inlined into every export, and this is the rare path.
+#[inline(never)]
+fn busy() {
+    log::error!("a host callback arrived while another was running; ignored");
 }
 
 /// `proxy_on_memory_allocate`: a buffer the host fills and the module then owns
@@ -55,9 +70,10 @@ pub fn action_code(action: Action) -> u32 {
 #[macro_export]
 macro_rules! export_standalone {
     ($root:ty) => {
-        $crate::export_module!($crate::dispatch::Module::Standalone(
-            $crate::filter::Factory::of::<$root>()
-        ));
+        $crate::export_module!(
+            @install $crate::export::install_standalone($crate::filter::Factory::of::<$root>()),
+            $crate::dispatch::Module::Standalone($crate::filter::Factory::of::<$root>())
+        );
     };
 }
 
@@ -77,7 +93,8 @@ macro_rules! export_chain {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! export_module {
-    ($module:expr) => {
+    // `$install` sets the dispatcher up; `$module` is what it holds.
+    (@install $install:expr, $module:expr) => {
         // Off wasm nothing is exported; naming the module still type-checks it (and keeps its
         // filters from reading as dead code in native builds of the module crate).
         #[cfg(not(target_arch = "wasm32"))]
@@ -85,7 +102,7 @@ macro_rules! export_module {
 
         #[cfg(target_arch = "wasm32")]
         const _: () = {
-            use $crate::export::{action_code, allocate, install, with};
+            use $crate::export::{action_code, allocate, with};
 
             extern "C" {
                 fn __wasm_call_ctors();
@@ -94,7 +111,7 @@ macro_rules! export_module {
             #[no_mangle]
             pub extern "C" fn _initialize() {
                 unsafe { __wasm_call_ctors() };
-                install($module);
+                $install;
             }
 
             #[no_mangle]
@@ -184,15 +201,9 @@ macro_rules! export_module {
                 }))
             }
 
-            #[no_mangle]
-            pub extern "C" fn proxy_on_log(context_id: u32) {
-                with((), |d| d.on_log(context_id))
-            }
-
-            #[no_mangle]
-            pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
-                with(true, |d| d.on_done(context_id)) as u32
-            }
+            // No `proxy_on_done`: Envoy takes a missing one as "done at once", which is what
+            // the dispatcher answers, and skips the call (about a µs per request in V8).
+            $crate::__export_on_log!();
 
             #[no_mangle]
             pub extern "C" fn proxy_on_delete(context_id: u32) {
@@ -213,4 +224,29 @@ macro_rules! export_module {
             }
         };
     };
+    ($module:expr) => {
+        $crate::export_module!(@install $crate::export::install($module), $module);
+    };
+}
+
+/// `proxy_on_log`, exported only with the `on-log` feature: Envoy calls every exported callback
+/// for every stream, and a call into V8 costs about a µs, so modules whose filters have no
+/// `on_log` leave it out.
+#[cfg(feature = "on-log")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_on_log {
+    () => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_log(context_id: u32) {
+            $crate::export::with((), |d| d.on_log(context_id))
+        }
+    };
+}
+
+#[cfg(not(feature = "on-log"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_on_log {
+    () => {};
 }

@@ -852,10 +852,23 @@ impl FakeModule {
         body.len()
     }
 
-    /// The stream ends: `on_log`, `on_done`, `on_delete`.
+    /// The stream ends: `on_log` when sdk-ext's `on-log` feature is on (only then does a module
+    /// export `proxy_on_log`), `on_done`, `on_delete`.
     pub fn end(&mut self, context_id: u32) {
+        self.finish(context_id, cfg!(feature = "on-log"));
+    }
+
+    /// The stream ends as in a module built with the `on-log` feature: `on_log`, `on_done`,
+    /// `on_delete`.
+    pub fn end_with_log(&mut self, context_id: u32) {
+        self.finish(context_id, true);
+    }
+
+    fn finish(&mut self, context_id: u32, log: bool) {
         self.enter(context_id);
-        self.dispatcher.on_log(context_id);
+        if log {
+            self.dispatcher.on_log(context_id);
+        }
         self.dispatcher.on_done(context_id);
         self.dispatcher.on_delete(context_id);
         self.host.state.borrow_mut().streams.remove(&context_id);

@@ -76,7 +76,8 @@ pub trait HttpFilter: 'static {
     fn on_response_trailers(&mut self, _cx: &mut HttpCx<'_>) -> Action {
         Action::Continue
     }
-    /// The stream is done; access-log time.
+    /// The stream is done; access-log time. Runs in wasm only when sdk-ext's `on-log` feature
+    /// is on (the module then exports `proxy_on_log`, which Envoy calls for every stream).
     fn on_log(&mut self, _cx: &mut HttpCx<'_>) {}
     /// A callout this stream dispatched was answered (`num_headers` is 0 when it failed or timed
     /// out). When this filter paused the stream, `Continue` resumes it at the next filter.

@@ -5,7 +5,19 @@
 /// The JSON error body used by every filter's local replies:
 /// `{"error": <code>, "message": <message>}`.
 pub fn json_error_body(code: &str, message: &str) -> String {
-    serde_json::json!({ "error": code, "message": message }).to_string()
+    // The bytes `json!({...}).to_string()` writes (a `Value` map sorts its keys), without
+    // `serde_json::Value`: its map and number code would otherwise be linked for this alone.
+    let mut body = String::from("{\"error\":");
+    push_json_string(&mut body, code);
+    body.push_str(",\"message\":");
+    push_json_string(&mut body, message);
+    body.push('}');
+    body
+}
+
+/// Appends `text` as a JSON string (writing a `str` cannot fail).
+fn push_json_string(body: &mut String, text: &str) {
+    body.push_str(&serde_json::to_string(text).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -16,5 +28,7 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(parsed["error"], "bad");
         assert_eq!(parsed["message"], "say \"hi\"");
+        let json = serde_json::json!({ "error": "a\u{1}", "message": "é\n\\" }).to_string();
+        assert_eq!(super::json_error_body("a\u{1}", "é\n\\"), json);
     }
 }

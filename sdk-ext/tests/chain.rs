@@ -263,7 +263,7 @@ fn request_hooks_run_in_order_and_see_earlier_writes_responses_in_reverse() {
         module.response_headers(stream, &[(":status", "200")], true),
         Action::Continue
     );
-    module.end(stream);
+    module.end_with_log(stream);
     assert_eq!(
         take_trace(),
         [
@@ -667,4 +667,16 @@ fn the_filters_of_one_callback_share_one_clock_read() {
     );
     let later = start + 5_000_000;
     assert_eq!(times()[0], format!("a:{later}"));
+}
+
+/// Without the `on-log` feature a module exports no `proxy_on_log` (Envoy would call it for
+/// every stream), so the fake host's stream end runs no `on_log` either.
+#[test]
+fn on_log_runs_only_where_the_on_log_feature_exports_it() {
+    let mut module = chain(&[id("a")]);
+    let stream = module.stream();
+    module.request_headers(stream, GET, true);
+    module.end(stream);
+    let logged = take_trace().iter().any(|entry| entry == "a:log");
+    assert_eq!(logged, cfg!(feature = "on-log"));
 }

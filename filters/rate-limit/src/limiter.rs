@@ -141,22 +141,22 @@ pub fn check(
                 Target::Dynamic { index, .. } => config.wildcards.get(index).map(|w| &w.bucket),
             };
             if let Some(bucket) = bucket {
-                selected.push(Selected {
-                    bucket,
-                    target: Some(target),
-                });
+                // Kept sorted slowest-filling first, after any equal rate so equal rates keep
+                // their `rate_limits` order: a stable insertion sort over a few policies, which
+                // costs far less wasm code than a `sort_by` instantiation.
+                let at = selected
+                    .iter()
+                    .rposition(|earlier| !bucket.fills_slower_than(earlier.bucket))
+                    .map_or(0, |index| index + 1);
+                selected.insert(
+                    at,
+                    Selected {
+                        bucket,
+                        target: Some(target),
+                    },
+                );
             }
         }
-        // Stable, so equal rates keep their `rate_limits` order.
-        selected.sort_by(|a, b| {
-            if a.bucket.fills_slower_than(b.bucket) {
-                std::cmp::Ordering::Less
-            } else if b.bucket.fills_slower_than(a.bucket) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
     }
     let matched = !selected.is_empty();
     if !matched || config.always_consume_default {
