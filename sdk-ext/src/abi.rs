@@ -74,6 +74,22 @@ hostcalls! {
         timeout_milliseconds: u32,
         return_token: *mut u32,
     );
+    #[allow(clippy::too_many_arguments)]
+    fn proxy_grpc_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        service_name_data: *const u8,
+        service_name_size: usize,
+        method_name_data: *const u8,
+        method_name_size: usize,
+        initial_metadata_data: *const u8,
+        initial_metadata_size: usize,
+        request_data: *const u8,
+        request_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    );
+    fn proxy_get_status(return_code: *mut u32, return_message_data: *mut *mut u8, return_message_size: *mut usize);
     fn proxy_set_effective_context(context_id: u32);
     #[allow(clippy::too_many_arguments)]
     fn proxy_send_local_response(

@@ -6,6 +6,7 @@
 //! filter's shared-data keys apart.
 
 use crate::callout::HttpCall;
+use crate::grpc::GrpcCall;
 use crate::headers::Headers;
 use crate::host::{BufferType, Host, MapType, Status, StreamType};
 use crate::shared_data::SharedData;
@@ -19,6 +20,8 @@ use std::time::Duration;
 pub(crate) struct Effects {
     /// Callouts dispatched: (token, stream that owns it or `None` for the root).
     pub calls: Vec<(u32, Option<u32>)>,
+    /// gRPC calls dispatched, likewise (their tokens are counted apart from HTTP callouts').
+    pub grpc_calls: Vec<(u32, Option<u32>)>,
     /// Streams the root asked to wake.
     pub wakes: Vec<u32>,
     /// The tick period the filter asked for.
@@ -82,6 +85,27 @@ impl<'a> Cx<'a> {
             .host
             .dispatch_http_call(call.cluster, &headers, call.body, millis)?;
         self.effects.borrow_mut().calls.push((token, self.stream));
+        Ok(token)
+    }
+
+    /// Sends the unary gRPC `call`; the answer (a message or a status) reaches this filter's
+    /// `on_grpc_call_response` (the stream's when sent from a stream, the root's otherwise) with
+    /// the returned token. An unknown cluster is `BadArgument`.
+    pub fn grpc_call(&self, call: &GrpcCall<'_>) -> Result<u32, Status> {
+        let metadata = encode_pairs(&call.metadata);
+        let millis = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
+        let token = self.host.grpc_call(
+            call.cluster,
+            call.service,
+            call.method,
+            &metadata,
+            call.message,
+            millis,
+        )?;
+        self.effects
+            .borrow_mut()
+            .grpc_calls
+            .push((token, self.stream));
         Ok(token)
     }
 

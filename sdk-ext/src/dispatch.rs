@@ -10,6 +10,7 @@ use crate::callout::CallResponse;
 use crate::config::{parse, ConfigError};
 use crate::cx::{Cx, Effects, HttpCx, RootCx};
 use crate::filter::{Action, AnyRoot, Factory, HttpFilter};
+use crate::grpc::{GrpcResponse, GRPC_OK};
 use crate::host::{BufferType, Host, StreamType};
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -165,6 +166,8 @@ pub struct Dispatcher {
     plugins: FewIds<Plugin>,
     streams: IdMap<Stream>,
     calls: IdMap<CallOwner>,
+    /// gRPC calls by token: Envoy counts their tokens apart from HTTP callouts'.
+    grpc_calls: IdMap<CallOwner>,
     /// Shared queues by id: the plugin and filter position that registered each.
     queues: FewIds<(u32, usize)>,
     config_error: Option<ConfigError>,
@@ -303,6 +306,7 @@ impl Dispatcher {
             plugins: FewIds::default(),
             streams: IdMap::default(),
             calls: IdMap::default(),
+            grpc_calls: IdMap::default(),
             queues: FewIds::default(),
             config_error: None,
             clock: Cell::new(None),
@@ -498,7 +502,7 @@ impl Dispatcher {
 
     /// Applies what a root callback asked for: callouts, its tick period, streams to wake.
     fn apply_root_effects(&mut self, plugin: u32, position: usize, effects: Effects) {
-        self.register_calls(plugin, position, &effects.calls);
+        self.register_calls(plugin, position, &effects.calls, &effects.grpc_calls);
         for queue_id in effects.queues {
             self.queues.insert(queue_id, (plugin, position));
         }
@@ -510,16 +514,24 @@ impl Dispatcher {
         }
     }
 
-    fn register_calls(&mut self, plugin: u32, position: usize, calls: &[(u32, Option<u32>)]) {
-        for &(token, stream) in calls {
-            self.calls.insert(
-                token,
-                CallOwner {
-                    plugin,
-                    position,
-                    stream,
-                },
-            );
+    fn register_calls(
+        &mut self,
+        plugin: u32,
+        position: usize,
+        calls: &[(u32, Option<u32>)],
+        grpc_calls: &[(u32, Option<u32>)],
+    ) {
+        for (map, calls) in [(&mut self.calls, calls), (&mut self.grpc_calls, grpc_calls)] {
+            for &(token, stream) in calls {
+                map.insert(
+                    token,
+                    CallOwner {
+                        plugin,
+                        position,
+                        stream,
+                    },
+                );
+            }
         }
     }
 
@@ -609,7 +621,7 @@ impl Dispatcher {
             stream.replied = true;
         }
         stream.body_edits.append(&mut effects.body_edits);
-        self.register_calls(plugin_id, position, &effects.calls);
+        self.register_calls(plugin_id, position, &effects.calls, &effects.grpc_calls);
         if let Some(period) = effects.tick {
             self.set_tick(plugin_id, position, period);
         }
@@ -897,12 +909,15 @@ impl Dispatcher {
     pub fn on_delete(&mut self, context_id: u32) {
         self.clock.set(None);
         if self.streams.remove(&context_id).is_some() {
-            if !self.calls.is_empty() {
-                self.calls
-                    .retain(|_, owner| owner.stream != Some(context_id));
+            for calls in [&mut self.calls, &mut self.grpc_calls] {
+                if !calls.is_empty() {
+                    calls.retain(|_, owner| owner.stream != Some(context_id));
+                }
             }
         } else if self.plugins.remove(&context_id).is_some() {
             self.calls.retain(|_, owner| owner.plugin != context_id);
+            self.grpc_calls
+                .retain(|_, owner| owner.plugin != context_id);
             self.queues.retain(|_, (plugin, _)| *plugin != context_id);
         }
     }
@@ -943,11 +958,56 @@ impl Dispatcher {
             body_size,
             num_trailers,
         };
+        self.answer(
+            owner,
+            |root, cx| root.on_http_call_response(cx, &response),
+            |filter, cx| filter.on_http_call_response(cx, &response),
+        );
+    }
+
+    /// `proxy_on_grpc_receive`: a unary gRPC call's message, for the filter that sent it.
+    pub fn on_grpc_receive(&mut self, token: u32, message_size: usize) {
+        self.grpc_answer(token, GRPC_OK, message_size);
+    }
+
+    /// `proxy_on_grpc_close`: a gRPC call ended with `status` (for a unary call, its failure:
+    /// a timeout, an unreachable cluster, the service's error).
+    pub fn on_grpc_close(&mut self, token: u32, status: u32) {
+        self.grpc_answer(token, status, 0);
+    }
+
+    fn grpc_answer(&mut self, token: u32, status: u32, message_size: usize) {
+        self.clock.set(None);
+        // A unary call gets one answer: the message, or the close.
+        let Some(owner) = self.grpc_calls.remove(&token) else {
+            return;
+        };
+        let host = Rc::clone(&self.host);
+        let response = GrpcResponse {
+            host: &*host,
+            token,
+            status,
+            message_size,
+        };
+        self.answer(
+            owner,
+            |root, cx| root.on_grpc_call_response(cx, &response),
+            |filter, cx| filter.on_grpc_call_response(cx, &response),
+        );
+    }
+
+    /// Hands a callout's answer to the filter that sent it: the root's hook, or the stream's
+    /// (dropped when the stream ended); a `Continue` from a filter holding its stream resumes the
+    /// stream at the next filter.
+    fn answer(
+        &mut self,
+        owner: CallOwner,
+        root_hook: impl FnOnce(&dyn AnyRoot, &mut RootCx<'_>),
+        stream_hook: impl FnOnce(&mut dyn HttpFilter, &mut HttpCx<'_>) -> Action,
+    ) {
         match owner.stream {
             None => {
-                let effects = self.with_root(owner.plugin, owner.position, |root, cx| {
-                    root.on_http_call_response(cx, &response)
-                });
+                let effects = self.with_root(owner.plugin, owner.position, root_hook);
                 if let Some(effects) = effects {
                     self.apply_root_effects(owner.plugin, owner.position, effects);
                 }
@@ -958,9 +1018,7 @@ impl Dispatcher {
                 {
                     return;
                 }
-                let action = self.call_filter(context_id, owner.position, |filter, cx| {
-                    filter.on_http_call_response(cx, &response)
-                });
+                let action = self.call_filter(context_id, owner.position, stream_hook);
                 if action != Some(Action::Continue) {
                     return;
                 }

@@ -211,6 +211,20 @@ macro_rules! export_module {
             }
 
             #[no_mangle]
+            pub extern "C" fn proxy_on_grpc_receive(
+                _context_id: u32,
+                token: u32,
+                message_size: usize,
+            ) {
+                with((), |d| d.on_grpc_receive(token, message_size))
+            }
+
+            #[no_mangle]
+            pub extern "C" fn proxy_on_grpc_close(_context_id: u32, token: u32, status: u32) {
+                with((), |d| d.on_grpc_close(token, status))
+            }
+
+            #[no_mangle]
             pub extern "C" fn proxy_on_http_call_response(
                 _context_id: u32,
                 token: u32,

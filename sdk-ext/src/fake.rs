@@ -72,6 +72,27 @@ pub struct FakeCall {
     pub timeout: Duration,
 }
 
+/// A gRPC call a filter sent and nobody answered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeGrpcCall {
+    /// Its token.
+    pub token: u32,
+    /// The context that sent it.
+    pub context_id: u32,
+    /// Target cluster.
+    pub cluster: String,
+    /// gRPC service, e.g. `envoy.service.ratelimit.v3.RateLimitService`.
+    pub service: String,
+    /// Method, e.g. `ShouldRateLimit`.
+    pub method: String,
+    /// Initial metadata.
+    pub metadata: Pairs,
+    /// The serialized request message.
+    pub message: Vec<u8>,
+    /// Timeout.
+    pub timeout: Duration,
+}
+
 impl FakeCall {
     /// The first value of header `name`, as text.
     pub fn header(&self, name: &str) -> Option<String> {
@@ -133,6 +154,11 @@ struct State {
     calls: Vec<FakeCall>,
     call_response: Option<(Pairs, Vec<u8>)>,
     next_token: u32,
+    grpc_calls: Vec<FakeGrpcCall>,
+    /// The message of the gRPC answer being delivered, and the status `proxy_get_status` reads.
+    grpc_message: Vec<u8>,
+    call_status: (u32, Vec<u8>),
+    next_grpc_token: u32,
     tick_millis: u32,
     plugin_config: Vec<u8>,
     failing: Vec<&'static str>,
@@ -167,7 +193,7 @@ impl FakeHost {
     /// [`recover`](Self::recover). Names are the proxy-wasm ones without `proxy_`:
     /// `get_header_map_value`, `get_header_map_pairs`, `add_header_map_value`,
     /// `replace_header_map_value`, `remove_header_map_value`, `get_buffer_bytes`,
-    /// `set_buffer_bytes`, `get_property`, `send_local_response`, `http_call`,
+    /// `set_buffer_bytes`, `get_property`, `send_local_response`, `http_call`, `grpc_call`, `get_status`,
     /// `get_shared_data`, `set_shared_data`, `define_metric`, `increment_metric`, `record_metric`,
     /// `get_current_time_nanoseconds`, `register_shared_queue`, `resolve_shared_queue`,
     /// `enqueue_shared_queue`, `dequeue_shared_queue`.
@@ -273,6 +299,11 @@ impl FakeHost {
     /// Callouts waiting for an answer, oldest first.
     pub fn pending_calls(&self) -> Vec<FakeCall> {
         self.state.borrow().calls.clone()
+    }
+
+    /// gRPC calls sent and not answered yet, oldest first.
+    pub fn pending_grpc_calls(&self) -> Vec<FakeGrpcCall> {
+        self.state.borrow().grpc_calls.clone()
     }
 
     /// The value of metric `name`, if defined.
@@ -438,6 +469,7 @@ impl Host for FakeHost {
                 let (_, body) = state.call_response.as_ref().ok_or(Status::NotFound)?;
                 Ok(slice(body))
             }
+            BufferType::GrpcReceiveBuffer => Ok(slice(&self.state.borrow().grpc_message)),
             BufferType::HttpRequestBody => self.with_stream(|stream| slice(&stream.request_body)),
             BufferType::HttpResponseBody => self.with_stream(|stream| slice(&stream.response_body)),
             _ => Err(Status::NotFound),
@@ -516,6 +548,40 @@ impl Host for FakeHost {
             timeout: Duration::from_millis(u64::from(timeout_millis)),
         });
         Ok(token)
+    }
+
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[u8],
+        message: &[u8],
+        timeout_millis: u32,
+    ) -> Result<u32, Status> {
+        self.check("grpc_call")?;
+        let metadata = decode_pairs(metadata).ok_or(Status::BadArgument)?;
+        let mut state = self.state.borrow_mut();
+        // Envoy's unary call tokens are odd: 1, 3, 5, ...
+        state.next_grpc_token += 2;
+        let token = state.next_grpc_token - 1;
+        let context_id = state.current;
+        state.grpc_calls.push(FakeGrpcCall {
+            token,
+            context_id,
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+            method: method.to_string(),
+            metadata,
+            message: message.to_vec(),
+            timeout: Duration::from_millis(u64::from(timeout_millis)),
+        });
+        Ok(token)
+    }
+
+    fn call_status(&self) -> Result<(u32, Vec<u8>), Status> {
+        self.check("get_status")?;
+        Ok(self.state.borrow().call_status.clone())
     }
 
     fn continue_stream(&self, stream: StreamType) -> Result<(), Status> {
@@ -938,6 +1004,35 @@ impl FakeModule {
     /// Callout `token` fails (reset, timeout): an answer with no headers.
     pub fn fail_call(&mut self, token: u32) {
         self.deliver(token, None, 0, 0);
+    }
+
+    /// Answers gRPC call `token` with the serialized `message` (`proxy_on_grpc_receive`).
+    pub fn respond_grpc(&mut self, token: u32, message: &[u8]) {
+        self.deliver_grpc(token, message, (0, Vec::new()));
+        self.dispatcher.on_grpc_receive(token, message.len());
+        self.end_grpc_delivery();
+    }
+
+    /// Closes gRPC call `token` with `status` and `message` (`proxy_on_grpc_close`), as Envoy
+    /// does for a timeout (4), an unreachable cluster (14) or the service's error.
+    pub fn close_grpc(&mut self, token: u32, status: u32, message: &str) {
+        self.deliver_grpc(token, b"", (status, message.as_bytes().to_vec()));
+        self.dispatcher.on_grpc_close(token, status);
+        self.end_grpc_delivery();
+    }
+
+    fn deliver_grpc(&mut self, token: u32, message: &[u8], status: (u32, Vec<u8>)) {
+        let mut state = self.host.state.borrow_mut();
+        state.grpc_calls.retain(|call| call.token != token);
+        state.grpc_message = message.to_vec();
+        state.call_status = status;
+        state.current = self.root_context_id;
+    }
+
+    fn end_grpc_delivery(&mut self) {
+        let mut state = self.host.state.borrow_mut();
+        state.grpc_message.clear();
+        state.call_status = (0, Vec::new());
     }
 
     fn deliver(

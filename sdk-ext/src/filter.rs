@@ -9,6 +9,7 @@
 use crate::callout::CallResponse;
 use crate::config::ConfigError;
 use crate::cx::{HttpCx, RootCx};
+use crate::grpc::GrpcResponse;
 use std::rc::Rc;
 
 pub use crate::types::Action;
@@ -28,6 +29,9 @@ pub trait RootFilter: Sized + 'static {
     fn on_tick(_root: &Rc<Self>, _cx: &mut RootCx<'_>) {}
     /// A callout the root dispatched was answered (`num_headers` is 0 when it failed).
     fn on_http_call_response(_root: &Rc<Self>, _cx: &mut RootCx<'_>, _response: &CallResponse<'_>) {
+    }
+    /// A gRPC call the root sent was answered with a message or closed with a status.
+    fn on_grpc_call_response(_root: &Rc<Self>, _cx: &mut RootCx<'_>, _response: &GrpcResponse<'_>) {
     }
     /// Shared queue `queue_id`, which this filter registered
     /// ([`RootCx::register_queue`]), has items.
@@ -88,6 +92,17 @@ pub trait HttpFilter: 'static {
     ) -> Action {
         Action::Continue
     }
+    /// A gRPC call this stream sent ([`Cx::grpc_call`](crate::Cx::grpc_call)) was answered
+    /// with a message, or closed with a status (a timeout, an unreachable cluster, the
+    /// service's error). When this filter paused the stream, `Continue` resumes it at the next
+    /// filter.
+    fn on_grpc_call_response(
+        &mut self,
+        _cx: &mut HttpCx<'_>,
+        _response: &GrpcResponse<'_>,
+    ) -> Action {
+        Action::Continue
+    }
     /// The root woke this stream ([`RootCx::wake`]) while this filter held it: decide now.
     /// `Continue` resumes the stream at the next filter; `Pause` keeps holding it.
     fn on_wake(&mut self, _cx: &mut HttpCx<'_>) -> Action {
@@ -100,6 +115,7 @@ pub(crate) trait AnyRoot {
     fn create_http(&self) -> Box<dyn HttpFilter>;
     fn on_tick(&self, cx: &mut RootCx<'_>);
     fn on_http_call_response(&self, cx: &mut RootCx<'_>, response: &CallResponse<'_>);
+    fn on_grpc_call_response(&self, cx: &mut RootCx<'_>, response: &GrpcResponse<'_>);
     fn on_queue_ready(&self, cx: &mut RootCx<'_>, queue_id: u32);
 }
 
@@ -114,6 +130,9 @@ impl<F: RootFilter> AnyRoot for Root<F> {
     }
     fn on_http_call_response(&self, cx: &mut RootCx<'_>, response: &CallResponse<'_>) {
         F::on_http_call_response(&self.0, cx, response)
+    }
+    fn on_grpc_call_response(&self, cx: &mut RootCx<'_>, response: &GrpcResponse<'_>) {
+        F::on_grpc_call_response(&self.0, cx, response)
     }
     fn on_queue_ready(&self, cx: &mut RootCx<'_>, queue_id: u32) {
         F::on_queue_ready(&self.0, cx, queue_id)

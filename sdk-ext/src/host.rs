@@ -43,6 +43,20 @@ pub trait Host {
         body: &[u8],
         timeout_millis: u32,
     ) -> Result<u32, Status>;
+    /// A unary gRPC call of `service`/`method` on `cluster`; `metadata` in the header-map wire
+    /// format.
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[u8],
+        message: &[u8],
+        timeout_millis: u32,
+    ) -> Result<u32, Status>;
+    /// The status code and message of the callout whose answer is being delivered
+    /// (`proxy_get_status`).
+    fn call_status(&self) -> Result<(u32, Vec<u8>), Status>;
     fn continue_stream(&self, stream: StreamType) -> Result<(), Status>;
     fn set_effective_context(&self, context_id: u32) -> Result<(), Status>;
     fn shared_data(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, Status>;
@@ -232,6 +246,45 @@ impl Host for WasmHost {
             )
         })?;
         Ok(token)
+    }
+
+    fn grpc_call(
+        &self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        metadata: &[u8],
+        message: &[u8],
+        timeout_millis: u32,
+    ) -> Result<u32, Status> {
+        let mut token = 0;
+        // Envoy reads `upstream` as a serialized GrpcService, or else as a cluster name.
+        check(unsafe {
+            abi::proxy_grpc_call(
+                cluster.as_ptr(),
+                cluster.len(),
+                service.as_ptr(),
+                service.len(),
+                method.as_ptr(),
+                method.len(),
+                metadata.as_ptr(),
+                metadata.len(),
+                message.as_ptr(),
+                message.len(),
+                timeout_millis,
+                &mut token,
+            )
+        })?;
+        Ok(token)
+    }
+
+    fn call_status(&self) -> Result<(u32, Vec<u8>), Status> {
+        let mut code = 0;
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        check(unsafe { abi::proxy_get_status(&mut code, &mut data, &mut size) })?;
+        // SAFETY: on Ok the host wrote a buffer it allocated in this module, or null.
+        Ok((code, unsafe { take_host_buffer(data, size) }))
     }
 
     fn continue_stream(&self, stream: StreamType) -> Result<(), Status> {

@@ -17,6 +17,7 @@ pub mod export;
 #[cfg(feature = "fake-host")]
 pub mod fake;
 pub mod filter;
+pub mod grpc;
 pub mod headers;
 pub mod host;
 pub mod logging;
