@@ -47,6 +47,8 @@ pub struct GrpcCall {
     pub local_closed: bool,
     /// The call's timeout, for calls.
     pub timeout: Option<Duration>,
+    /// Host monotonic time when the call was made.
+    pub(crate) started: Duration,
 }
 
 /// A reply to an HTTP callout, as a test supplies it.

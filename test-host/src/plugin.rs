@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::{Instance, Store, StoreLimitsBuilder, Trap, WasmParams, WasmResults};
 
+/// gRPC's status for a call whose timeout passed (Envoy's async client closes it so).
+const GRPC_DEADLINE_EXCEEDED: u32 = 4;
+
 pub(crate) enum Source {
     Path(PathBuf),
     Bytes(Vec<u8>),
@@ -373,24 +376,30 @@ impl Plugin {
     }
 
     /// Moves the host clock forward by `by`, firing `proxy_on_tick` for every period that
-    /// elapses, and failing HTTP callouts whose timeout passes with Envoy's 504.
+    /// elapses, failing HTTP callouts whose timeout passes with Envoy's 504, and closing gRPC
+    /// calls whose timeout passes with `DEADLINE_EXCEEDED` (4), as Envoy does.
     pub fn advance(&self, by: Duration) -> Result<()> {
         let target = self.host.shared.monotonic().saturating_add(by);
         loop {
             let (next_tick, next_timeout) = {
                 let vm = self.vm.borrow();
                 let state = vm.store.data();
-                let timeout = state
-                    .http_calls
+                let http = state.http_calls.values().filter_map(|call| {
+                    call.timeout
+                        .map(|timeout| (call.started.saturating_add(timeout), call.token, false))
+                });
+                let grpc = state
+                    .grpc_calls
                     .values()
+                    .filter(|call| !call.is_stream)
                     .filter_map(|call| {
                         call.timeout
-                            .map(|timeout| (call.started.saturating_add(timeout), call.token))
-                    })
-                    .min();
+                            .map(|timeout| (call.started.saturating_add(timeout), call.token, true))
+                    });
+                let timeout = http.chain(grpc).min();
                 (state.next_tick, timeout)
             };
-            let next_event = [next_tick, next_timeout.map(|(at, _)| at)]
+            let next_event = [next_tick, next_timeout.map(|(at, _, _)| at)]
                 .into_iter()
                 .flatten()
                 .min();
@@ -398,9 +407,14 @@ impl Plugin {
                 Some(at) if at <= target => {
                     let now = self.host.shared.monotonic();
                     self.host.advance_clock(at.saturating_sub(now));
-                    if next_timeout.is_some_and(|(deadline, _)| deadline == at) {
-                        let token = next_timeout.map(|(_, token)| token).unwrap_or_default();
-                        self.respond_http_call(token, HttpResponse::gateway_timeout())?;
+                    if let Some((_, token, grpc)) =
+                        next_timeout.filter(|(deadline, _, _)| *deadline == at)
+                    {
+                        if grpc {
+                            self.close_grpc(token, GRPC_DEADLINE_EXCEEDED, "")?;
+                        } else {
+                            self.respond_http_call(token, HttpResponse::gateway_timeout())?;
+                        }
                     } else {
                         {
                             let mut vm = self.vm.borrow_mut();

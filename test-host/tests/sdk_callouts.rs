@@ -126,3 +126,118 @@ fn an_empty_cluster_is_refused_with_its_field_path() {
         "{error}"
     );
 }
+
+fn start_grpc(host: &TestHost) -> Plugin {
+    host.plugin(test_module("sdk_ext_callout_probe"))
+        .config(json!({"cluster": "authz", "timeout_ms": 250, "grpc": true}))
+        .start()
+        .expect("the callout probe starts")
+}
+
+#[test]
+fn a_grpc_message_resumes_the_request_that_asked() {
+    let host = TestHost::new();
+    let plugin = start_grpc(&host);
+    let mut stream = plugin.http_stream().unwrap();
+    assert_eq!(
+        stream.send_request_headers(&get("/orders"), true).unwrap(),
+        Action::Pause
+    );
+    let calls = plugin.grpc_calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.service, b"authz", "the cluster name as the service");
+    assert_eq!(
+        (call.service_name.as_str(), call.method.as_str()),
+        ("probe.Check", "Check")
+    );
+    assert_eq!(call.messages, [b"/orders".to_vec()]);
+    assert_eq!(
+        call.initial_metadata.get_str("x-probe").as_deref(),
+        Some("1")
+    );
+    assert_eq!(call.timeout, Some(Duration::from_millis(250)));
+    assert!(!call.is_stream);
+    assert!(stream.upstream_request().headers.is_none(), "paused");
+
+    plugin.respond_grpc_call(call.token, b"alice").unwrap();
+    let upstream = stream.upstream_request();
+    assert_eq!(upstream.header("x-callout-body").as_deref(), Some("alice"));
+    assert!(stream.local_response().is_none());
+    assert!(plugin.grpc_calls().is_empty());
+}
+
+#[test]
+fn a_grpc_call_closed_with_a_status_or_timed_out_gets_a_503() {
+    let host = TestHost::new();
+    let plugin = start_grpc(&host);
+    let mut closed = plugin.http_stream().unwrap();
+    closed.send_request_headers(&get("/a"), true).unwrap();
+    let token = plugin.grpc_calls()[0].token;
+    plugin.close_grpc(token, 14, "no healthy upstream").unwrap();
+    let reply = closed.local_response().expect("a local reply");
+    assert_eq!(reply.status, 503);
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("grpc status 14: no healthy upstream"),
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+
+    let mut timed_out = plugin.http_stream().unwrap();
+    timed_out.send_request_headers(&get("/b"), true).unwrap();
+    plugin.advance(Duration::from_millis(200)).unwrap();
+    assert!(timed_out.local_response().is_none(), "not yet timed out");
+    plugin.advance(Duration::from_millis(100)).unwrap();
+    let reply = timed_out.local_response().expect("a local reply");
+    assert_eq!(reply.status, 503);
+    assert!(String::from_utf8_lossy(&reply.body).contains("grpc status 4"));
+    assert!(plugin.grpc_calls().is_empty());
+}
+
+#[test]
+fn grpc_answers_reach_their_own_streams_and_late_ones_are_dropped() {
+    let host = TestHost::new();
+    let plugin = start_grpc(&host);
+    let mut first = plugin.http_stream().unwrap();
+    let mut second = plugin.http_stream().unwrap();
+    first.send_request_headers(&get("/first"), true).unwrap();
+    second.send_request_headers(&get("/second"), true).unwrap();
+    let calls = plugin.grpc_calls();
+    let token_of = |path: &[u8]| {
+        calls
+            .iter()
+            .find(|call| call.messages == [path.to_vec()])
+            .map(|call| call.token)
+            .unwrap()
+    };
+    let (first_call, second_call) = (token_of(b"/first"), token_of(b"/second"));
+    plugin
+        .respond_grpc_call(second_call, b"for second")
+        .unwrap();
+    assert!(
+        first.upstream_request().headers.is_none(),
+        "first still waits"
+    );
+    plugin.respond_grpc_call(first_call, b"for first").unwrap();
+    assert_eq!(
+        first.upstream_request().header("x-callout-body").as_deref(),
+        Some("for first")
+    );
+    assert_eq!(
+        second
+            .upstream_request()
+            .header("x-callout-body")
+            .as_deref(),
+        Some("for second")
+    );
+    // A stream that ends before its answer cancels the call, as Envoy does.
+    let mut gone = plugin.http_stream().unwrap();
+    gone.send_request_headers(&get("/gone"), true).unwrap();
+    let token = plugin.grpc_calls()[0].token;
+    gone.end().unwrap();
+    assert!(plugin.grpc_calls().is_empty(), "cancelled with its stream");
+    assert!(
+        plugin.respond_grpc_call(token, b"late").is_err(),
+        "no such call any more"
+    );
+}

@@ -2,6 +2,7 @@
 
 use sdk_ext::callout::{CallResponse, HttpCall};
 use sdk_ext::config::{parse, ConfigError};
+use sdk_ext::grpc::{GrpcCall, GrpcResponse};
 use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
 use serde::Deserialize;
 use std::rc::Rc;
@@ -13,6 +14,9 @@ struct Config {
     cluster: String,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    /// Asks `probe.Check/Check` over gRPC (the message is the path) instead of an HTTP GET.
+    #[serde(default)]
+    grpc: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -54,11 +58,18 @@ impl HttpFilter for CalloutCheck {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let path = String::from_utf8_lossy(&path);
         let config = &self.root.0;
-        let call = HttpCall::get(&config.cluster, "authz", &path)
-            .timeout(Duration::from_millis(config.timeout_ms));
-        match cx.http_call(&call) {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let sent = if config.grpc {
+            let call = GrpcCall::new(&config.cluster, "probe.Check", "Check", &path)
+                .metadata("x-probe", b"1")
+                .timeout(timeout);
+            cx.grpc_call(&call)
+        } else {
+            let path = String::from_utf8_lossy(&path);
+            cx.http_call(&HttpCall::get(&config.cluster, "authz", &path).timeout(timeout))
+        };
+        match sent {
             Ok(token) => {
                 self.token = Some(token);
                 Action::Pause
@@ -69,6 +80,21 @@ impl HttpFilter for CalloutCheck {
                 Action::Pause
             }
         }
+    }
+
+    fn on_grpc_call_response(
+        &mut self,
+        cx: &mut HttpCx<'_>,
+        response: &GrpcResponse<'_>,
+    ) -> Action {
+        if self.token != Some(response.token) {
+            log::error!(
+                "callout_probe: gRPC answer for token {}, not ours",
+                response.token
+            );
+            return Action::Pause;
+        }
+        self.grpc_answer(cx, response)
     }
 
     fn on_http_call_response(
@@ -101,6 +127,25 @@ impl HttpFilter for CalloutCheck {
                 Action::Pause
             }
         }
+    }
+}
+
+impl CalloutCheck {
+    /// A message lets the request through with `x-callout-body` (the message) added; a call
+    /// that closed with a status gets a 503 whose message names it.
+    fn grpc_answer(&mut self, cx: &mut HttpCx<'_>, response: &GrpcResponse<'_>) -> Action {
+        if !response.is_ok() {
+            let reason = format!(
+                "grpc status {}: {}",
+                response.status,
+                response.status_message().unwrap_or_default()
+            );
+            let _ = cx.send_json_error(503, "callout_failed", &reason, &[]);
+            return Action::Pause;
+        }
+        let message = response.message().unwrap_or_default();
+        let _ = cx.request_headers().add("x-callout-body", &message);
+        Action::Continue
     }
 }
 

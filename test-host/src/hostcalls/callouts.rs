@@ -67,6 +67,7 @@ fn open_grpc(
         is_stream: false,
         local_closed: true,
         timeout: None,
+        started: state.shared.monotonic(),
     })
 }
 
