@@ -126,7 +126,7 @@ fn per_request(
     response: &[(&str, &str)],
 ) -> Vec<(&'static str, usize)> {
     assert!(module.configured(), "{:?}", module.config_error());
-    let mut run = |module: &mut FakeModule| {
+    let run = |module: &mut FakeModule| {
         let stream = module.stream();
         if module.request_headers(stream, request, true) == Action::Continue {
             module.response_headers(stream, response, true);
@@ -223,7 +223,11 @@ fn each_filter_of_the_benchmark_makes_these_hostcalls_per_request() {
         ),
         (
             "cors: preflight",
-            per_request(standalone::<cors::filter::CorsRoot>(cors.clone()), &preflight, &ok),
+            per_request(
+                standalone::<cors::filter::CorsRoot>(cors.clone()),
+                &preflight,
+                &ok,
+            ),
         ),
         (
             "cors: actual request",
