@@ -6,7 +6,7 @@ use crate::echo::{CannedReply, ReceivedRequest};
 use crate::http1;
 use std::io::{self, BufWriter};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -52,11 +52,7 @@ impl AuthzServer {
 
 impl Drop for AuthzServer {
     fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(
-            &([127, 0, 0, 1], self.port).into(),
-            Duration::from_millis(200),
-        );
+        crate::servers::stop_accepting(self.port, &self.stopping);
     }
 }
 

@@ -17,7 +17,7 @@ use std::io::{self, BufWriter};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -580,11 +580,7 @@ impl FixedUpstream {
 
 impl Drop for FixedUpstream {
     fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(
-            &([127, 0, 0, 1], self.port).into(),
-            Duration::from_millis(200),
-        );
+        crate::servers::stop_accepting(self.port, &self.stopping);
     }
 }
 

@@ -37,6 +37,13 @@ pub(crate) fn accept_each(
     Ok(())
 }
 
+/// Stops an [`accept_each`] loop on `port`: sets `stopping`, then makes the connection that wakes
+/// the loop to see it.
+pub(crate) fn stop_accepting(port: u16, stopping: &AtomicBool) {
+    stopping.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200));
+}
+
 /// A server on 127.0.0.1 that accepts connections and never answers. Stops when dropped.
 pub struct HangingServer {
     port: u16,

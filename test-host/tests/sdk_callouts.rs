@@ -6,8 +6,13 @@ use std::time::Duration;
 use test_host::{test_module, Action, HttpResponse, Plugin, TestHost};
 
 fn start(host: &TestHost) -> Plugin {
+    start_with(host, false)
+}
+
+/// The probe asking `authz` over HTTP, or over gRPC, with a 250 ms timeout.
+fn start_with(host: &TestHost, grpc: bool) -> Plugin {
     host.plugin(test_module("sdk_ext_callout_probe"))
-        .config(json!({"cluster": "authz", "timeout_ms": 250}))
+        .config(json!({"cluster": "authz", "timeout_ms": 250, "grpc": grpc}))
         .start()
         .expect("the callout probe starts")
 }
@@ -128,10 +133,7 @@ fn an_empty_cluster_is_refused_with_its_field_path() {
 }
 
 fn start_grpc(host: &TestHost) -> Plugin {
-    host.plugin(test_module("sdk_ext_callout_probe"))
-        .config(json!({"cluster": "authz", "timeout_ms": 250, "grpc": true}))
-        .start()
-        .expect("the callout probe starts")
+    start_with(host, true)
 }
 
 #[test]
