@@ -57,7 +57,7 @@ help:
 	@echo "make test FILTER=<name>  builds, then one filter's unit, test-host and e2e tests"
 	@echo "make new FILTER=<name>   a new filter crate in filters/<name>, from templates/filter/, joined to the chain, the demo and istio/"
 	@echo "make build  release .wasm of every filter, raw and optimized ($(FILTER_WASM_DIR))"
-	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host; in Envoy (wrk): the chain against its three modules and native twins, every filter against the wasm floors and its native twin with module sizes, start-up and memory, hostcall costs (bench/results/, README summary); BENCH=\"filters chain\" picks suites"
+	@echo "make bench  benchmarks: test-host lifecycles and start time, jwt-auth per algorithm in test-host; in Envoy (wrk): the chain against its three modules and native twins, every filter against the wasm floors and its native twin with module sizes, start-up and memory, hostcall costs (bench/results/, README summary); BENCH=\"filters chain\" runs only those Envoy suites (chain, filters, hostcalls, jwt-algorithms)"
 	@echo "make lint   cargo fmt --check and cargo clippy --all-targets"
 	@echo "make fuzz   generated lifecycles on every filter module in test-host: FUZZ_CASES per module (default $(FUZZ_CASES)), random seed (FUZZ_SEED= replays), FUZZ_MODULES=a,b to pick; a failing case is saved as a regression test"
 	@echo "make soak   every filter chained in one Envoy (2 workers) under mixed traffic and a flapping key server for SOAK_SECONDS (default $(SOAK_SECONDS); make test runs 30)"
@@ -240,9 +240,11 @@ bench: build envoy wrk
 		$(WASM_OPT) $(WASM_OPT_FLAGS) $(RAW_WASM_DIR)/$$module.wasm -o $(BENCH_MODULE_DIR)/$$module.wasm; \
 	done
 	@# The dev profile is the tests' own: the host crates (wasmtime, cranelift) that `make test`
-	@# built are reused, not built again in the bench profile.
-	cargo bench --profile dev -p test-host --bench lifecycle
-	cargo bench --profile dev -p jwt-auth --bench filter
+	@# built are reused, not built again in the bench profile. BENCH= picks Envoy suites only.
+	@if [ -z "$(BENCH)" ]; then \
+		cargo bench --profile dev -p test-host --bench lifecycle && \
+		cargo bench --profile dev -p jwt-auth --bench filter; \
+	fi
 	cargo run --quiet -p envoy-harness --bin bench -- $(BENCH)
 
 # Regenerates everything under istio/ that the sources decide: the image digests of the built
