@@ -25,6 +25,8 @@ pub mod matcher;
 pub mod net;
 pub mod properties;
 pub mod proto;
+/// A small protobuf wire codec (varints, length-delimited fields) for gRPC callout messages.
+pub mod protobuf;
 pub mod ratelimit;
 pub mod reply;
 pub mod request;

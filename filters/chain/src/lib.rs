@@ -37,5 +37,6 @@ modules! {
     "rbac" => rbac::filter::RbacRoot,
     "ext-authz" => ext_authz::filter::ExtAuthzRoot,
     "json-redact" => json_redact::filter::JsonRedactRoot,
+    "global-rate-limit" => global_rate_limit::filter::GlobalRateLimitRoot,
     // make new: filters above.
 }
