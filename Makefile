@@ -45,10 +45,15 @@ DOCKER_REGISTRY := /usr/bin/docker-registry
 ISTIO_MODELS_VERSION := 3.0.1
 ISTIO_MODELS_DIR ?= $(TOOLS)/istio-models
 ISTIO_MODELS := $(ISTIO_MODELS_DIR)/node_modules/@kubernetes-models/istio/package.json
+# Kubernetes' own API schemas (ConfigMap, Deployment, Service of istio/rate-limit-service), compiled
+# by the same project; a prefix of its own, since npm prunes what one install did not name.
+KUBERNETES_MODELS_VERSION := 5.1.0
+KUBERNETES_MODELS_DIR ?= $(TOOLS)/kubernetes-models
+KUBERNETES_MODELS := $(KUBERNETES_MODELS_DIR)/node_modules/kubernetes-models/package.json
 
-export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR
+export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR KUBERNETES_MODELS_DIR
 
-.PHONY: fuzz soak wasm-crypto-tests workspace-hack check-workspace-hack help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry oci \
+.PHONY: fuzz soak wasm-crypto-tests workspace-hack check-workspace-hack help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry redis oci \
 	optimize lint fmt clean istio istio-validate istio-models envoy-config new test-scaffold filter-exists
 
 help:
@@ -129,7 +134,7 @@ WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt
 FUZZ_MILLIS ?= 60000
 
 ifeq ($(FILTER),)
-test: rust-target wasm-opt envoy docker-registry istio-models
+test: rust-target wasm-opt envoy docker-registry redis istio-models
 	@# The wasm modules and the host test binaries build side by side: both have long
 	@# single-threaded stretches (LTO, the largest crates), so two cores stay busy.
 	@$(MAKE) --no-print-directory build wasm-crypto-tests & wasm=$$!; status=0; \
@@ -146,7 +151,7 @@ else
 # the scenario files in test-host and in Envoy, and the e2e files that load its module.
 FILTER_PACKAGES = $(shell sed -n '/^\[package\]/,/^\[/s/^name = "\(.*\)"/\1/p' filters/$(FILTER)/Cargo.toml filters/$(FILTER)/*/Cargo.toml 2>/dev/null)
 FILTER_E2E = $(sort scenarios $(basename $(notdir $(shell grep -l '"$(subst -,_,$(FILTER))"' envoy/tests/e2e/*.rs))))
-test: filter-exists build envoy
+test: filter-exists build envoy redis
 	cargo test $(addprefix -p ,$(FILTER_PACKAGES))
 	cargo test -p test-host --test scenarios
 	cargo test -p envoy-harness --test e2e -- $(addsuffix ::,$(FILTER_E2E))
@@ -233,7 +238,7 @@ run: build envoy
 BENCH_MODULES := bench-empty-sdk-ext bench-empty-proxy-wasm
 BENCH_MODULE_DIR := $(ROOT)/target/bench-modules
 
-bench: build envoy wrk
+bench: build envoy wrk redis
 	$(CARGO_WASM) build --release --target $(WASM_TARGET) $(addprefix -p ,$(BENCH_MODULES))
 	@mkdir -p $(BENCH_MODULE_DIR)
 	@for module in $(subst -,_,$(BENCH_MODULES)); do \
@@ -256,12 +261,17 @@ istio: build
 istio-validate: istio-models
 	cargo run --quiet -p istio-manifests -- check
 
-istio-models: $(ISTIO_MODELS)
+istio-models: $(ISTIO_MODELS) $(KUBERNETES_MODELS)
 
 $(ISTIO_MODELS):
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
 	npm install --prefix $(ISTIO_MODELS_DIR) --no-save --no-audit --no-fund --loglevel=error \
 		@kubernetes-models/istio@$(ISTIO_MODELS_VERSION)
+
+$(KUBERNETES_MODELS):
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm install --prefix $(KUBERNETES_MODELS_DIR) --no-save --no-audit --no-fund --loglevel=error \
+		kubernetes-models@$(KUBERNETES_MODELS_VERSION)
 
 # Fills envoy/configs/$(FILTER).yaml's placeholders: this checkout's modules, the listener on
 # $(PORT), and upstreams on 127.0.0.1:8080 (echo) and :8081 (JWKS).
@@ -271,6 +281,12 @@ envoy-config: build
 
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+# The Redis that the global rate limit's tests start on loopback ports (Debian's redis-server;
+# its own service is not started).
+REDIS_SERVER := /usr/bin/redis-server
+redis:
+	@test -x $(REDIS_SERVER) || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
 
 # The OCI registry the image round-trip test starts on loopback (Debian's distribution 2.8).
 docker-registry:
