@@ -111,6 +111,19 @@ impl BootstrapBuilder {
         self
     }
 
+    /// Adds a cluster of one loopback endpoint that speaks HTTP/2 only, as a gRPC service needs.
+    pub fn grpc_cluster(mut self, name: &str, port: u16) -> Self {
+        let mut cluster = loopback_cluster(name, port);
+        cluster["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}
+            }
+        });
+        self.clusters.push(cluster);
+        self
+    }
+
     /// Sets the bootstrap's `stats_config` (stats tags, stats matcher).
     pub fn stats_config(mut self, stats_config: Value) -> Self {
         self.stats_config = Some(stats_config);

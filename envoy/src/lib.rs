@@ -19,6 +19,7 @@ pub mod differential;
 pub mod echo;
 pub mod http1;
 pub mod process;
+pub mod rls;
 pub mod scenario;
 pub mod servers;
 

@@ -6,7 +6,10 @@
 //!   module's size, start-up and memory (bench/results/filters.md and filters.svg, README's
 //!   summary);
 //! - `hostcalls`: what 20 of one hostcall cost (bench/results/hostcalls.md);
-//! - `jwt-algorithms`: jwt-auth per signature algorithm (bench/results/jwt-algorithms.md).
+//! - `jwt-algorithms`: jwt-auth per signature algorithm (bench/results/jwt-algorithms.md);
+//! - `global-rate-limit`: global-rate-limit against native ratelimit on the same
+//!   rate-limit-service, and the service's own decisions per second on one core, in memory and
+//!   with Redis (bench/results/global-rate-limit.md).
 //!
 //! `bench <suite>...` runs only those suites.
 
@@ -1254,6 +1257,145 @@ fn tuned(mut load: Load) -> Load {
     load
 }
 
+/// A limit no benchmark reaches: every check is a full decision that admits.
+const UNREACHED_LIMITS: &str = "domain: bench
+descriptors:
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 4000000000}
+";
+
+/// global-rate-limit against native ratelimit, both asking one rate-limit-service (in memory)
+/// about every request, through a loopback upstream; then the service alone: decisions per
+/// second on a current-thread runtime (one core), in memory and with Redis.
+fn global_rate_limit_bench() -> Result<String, String> {
+    use rate_limit_service::testing::RedisServer;
+    use rate_limit_service::{Limits, Server, Storage};
+    let limits = || Limits::parse(UNREACHED_LIMITS).map_err(|e| e.to_string());
+    let listener = || std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string());
+    let service =
+        Server::start(listener()?, limits()?, Storage::Memory).map_err(|e| e.to_string())?;
+    let upstream = FixedUpstream::start(CannedReply {
+        status: 200,
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        body: b"ok".to_vec(),
+    })
+    .map_err(|error| error.to_string())?;
+    let bootstrap = BootstrapBuilder::new(upstream.port()).grpc_cluster("rls", service.port());
+    let rate_limits = json!([{"actions": [{"request_headers": {"header_name": "x-user", "descriptor_key": "user"}}]}]);
+    let config = json!({
+        "domain": "bench",
+        "timeout": "1s",
+        "failure_mode_deny": true,
+        "rate_limit_service": {
+            "grpc_service": {"envoy_grpc": {"cluster_name": "rls"}},
+            "transport_api_version": "V3"
+        }
+    });
+    let mut ours_config = config.clone();
+    ours_config["rate_limits"] = rate_limits.clone();
+    let routes = json!([{"match": {"prefix": "/"}, "route": {"cluster": "upstream", "rate_limits": rate_limits}}]);
+    let checked = || Check::status(200);
+    let variants = vec![
+        Variant::new(NO_FILTER_UPSTREAM, vec![]).routes(default_routes()),
+        Variant::new(
+            "native ratelimit",
+            vec![native_filter(
+                "envoy.filters.http.ratelimit",
+                "ratelimit.v3.RateLimit",
+                config,
+            )],
+        )
+        .routes(routes.clone())
+        .header("x-user", "alice")
+        .check(checked()),
+        Variant::new(
+            "global-rate-limit (wasm)",
+            vec![wasm_filter(
+                "global_rate_limit",
+                &filter_wasm("global_rate_limit"),
+                &ours_config,
+            )],
+        )
+        .routes(routes)
+        .header("x-user", "alice")
+        .check(checked()),
+    ];
+    let load = tuned(Load {
+        duration: Duration::from_secs(3),
+        rounds: 3,
+        ..Load::default()
+    });
+    eprintln!(
+        "bench: global-rate-limit, one worker ({} variants, {})...",
+        variants.len(),
+        load.describe()
+    );
+    let measured = measure_in(&variants, &load, bootstrap).map_err(|error| error.to_string())?;
+    drop(service);
+    let get =
+        |name: &str| find(&measured, name).ok_or_else(|| format!("no measurement named {name:?}"));
+    let (floor, native, ours) = (
+        get(NO_FILTER_UPSTREAM)?,
+        get("native ratelimit")?,
+        get("global-rate-limit (wasm)")?,
+    );
+    let mut table =
+        format!(
+        "{}. {}. Both filters ask the same rate-limit-service (counters in memory, a limit never \
+         reached) about every request; the route goes to a loopback upstream.\n\n{}\n\
+         | | ours | native | ours/native |\n|---|---|---|---|\n\
+         | rps | {:.0} | {:.0} | {:.2}× |\n\
+         | p99 | {:.0} µs | {:.0} µs | {:.2}× |\n\
+         | Envoy CPU µs/request above no filter | {:+.1} | {:+.1} | |\n",
+        machine(),
+        load.describe(),
+        report("global-rate-limit vs native ratelimit", &measured, NO_FILTER_UPSTREAM),
+        ours.rps,
+        native.rps,
+        ours.rps / native.rps,
+        ours.p99_us,
+        native.p99_us,
+        ours.p99_us / native.p99_us,
+        ours.cpu_us() - floor.cpu_us(),
+        native.cpu_us() - floor.cpu_us(),
+    );
+
+    // The service alone: its gRPC server on one thread, the client on the other core.
+    let seconds = tuned(Load::default()).duration;
+    let redis = RedisServer::start().map_err(|e| e.to_string())?;
+    table.push_str(
+        "\n### rate-limit-service decisions per second (current-thread runtime: one core; \
+         64 calls in flight from a client on the other core)\n\n\
+         | storage | decisions/s | errors |\n|---|---|---|\n",
+    );
+    for (name, storage) in [
+        ("memory", Storage::Memory),
+        ("Redis (loopback redis-server)", Storage::Redis(redis.url())),
+    ] {
+        let server = Server::start(listener()?, limits()?, storage).map_err(|e| e.to_string())?;
+        eprintln!(
+            "bench: rate-limit-service, {name}, {}s...",
+            seconds.as_secs()
+        );
+        let outcome = envoy_harness::rls::decisions_per_second(server.port(), "bench", seconds, 64)
+            .map_err(|e| format!("rate-limit-service throughput: {e}"))?;
+        eprintln!("bench:   {:.0} decisions/s", outcome.per_second);
+        table.push_str(&format!(
+            "| {name} | {:.0} | {} |\n",
+            outcome.per_second, outcome.errors
+        ));
+    }
+    let dir = envoy_harness::process::workspace_root()
+        .join("bench")
+        .join("results");
+    let path = dir.join("global-rate-limit.md");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, &table))
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    eprintln!("bench: written to {}", path.display());
+    Ok(table)
+}
+
 /// Measures a suite of variants and writes its table to bench/results/<file>.
 fn simple_suite(
     file: &str,
@@ -1278,7 +1420,13 @@ fn simple_suite(
     Ok(table)
 }
 
-const SUITES: [&str; 4] = ["chain", "filters", "hostcalls", "jwt-algorithms"];
+const SUITES: [&str; 5] = [
+    "chain",
+    "filters",
+    "hostcalls",
+    "jwt-algorithms",
+    "global-rate-limit",
+];
 
 fn main() -> ExitCode {
     let root = envoy_harness::process::workspace_root();
@@ -1316,6 +1464,9 @@ fn main() -> ExitCode {
     if outcome.is_ok() && run("jwt-algorithms") {
         outcome = simple_suite("jwt-algorithms.md", jwt_algorithms_suite(&out_dir))
             .map(|text| println!("{text}"));
+    }
+    if outcome.is_ok() && run("global-rate-limit") {
+        outcome = global_rate_limit_bench().map(|text| println!("{text}"));
     }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ use envoy_harness::echo::CannedReply;
 use envoy_harness::process::workspace_root;
 use envoy_harness::{Bootstrap, EchoUpstream, Envoy, EnvoyOptions, Request, Response};
 use jsonwebtoken::Algorithm;
+use rate_limit_service::{Limits, Server, Storage};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -105,6 +106,12 @@ fn run() -> Result<(), String> {
             &options,
         )?);
     }
+    // global-rate-limit needs its service: on the port after the other filters.
+    let global_port = port
+        .checked_add(NEW_FILTERS.len() as u16 + 1)
+        .ok_or_else(|| format!("no port after {port} for global-rate-limit"))?;
+    let (_global_envoy, _service, global_text) =
+        start_global_rate_limit(global_port, upstream.port(), &options)?;
     let base = format!("http://127.0.0.1:{port}");
     let mut tampered = token.clone();
     tampered.truncate(tampered.len() - 4);
@@ -141,6 +148,7 @@ fn run() -> Result<(), String> {
     for (_, text) in &new_filters {
         println!("{text}");
     }
+    println!("{global_text}");
     println!("\nPress Ctrl-C to stop.");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -223,6 +231,83 @@ fn start_new_filter(
         text.push_str(&format!("\n  # {}{status}\n{line}", exchange.name));
     }
     Ok((envoy, text))
+}
+
+/// The limits of the demo's rate limit service: 5 requests a minute per `x-user`, 2 for `guest`.
+const DEMO_LIMITS: &str = "domain: demo
+descriptors:
+  - key: user
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: user
+    value: guest
+    rate_limit: {unit: minute, requests_per_unit: 2, name: guests}
+";
+
+/// rate-limit-service (counters in memory) and an Envoy whose global-rate-limit asks it about
+/// every request with an `x-user`; checked before it is presented.
+fn start_global_rate_limit(
+    port: u16,
+    upstream_port: u16,
+    options: &EnvoyOptions,
+) -> Result<(Envoy, Server, String), String> {
+    let limits = Limits::parse(DEMO_LIMITS).map_err(|e| format!("demo limits: {e}"))?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("rate-limit-service: {e}"))?;
+    let service = Server::start(listener, limits, Storage::Memory)
+        .map_err(|e| format!("rate-limit-service: {e}"))?;
+    let config = json!({
+        "domain": "demo",
+        "timeout": "0.5s",
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        "rate_limit_service": {
+            "grpc_service": {"envoy_grpc": {"cluster_name": "rate_limit_service"}},
+            "transport_api_version": "V3"
+        },
+        "rate_limits": [{"actions": [{"request_headers": {"header_name": "x-user", "descriptor_key": "user"}}]}]
+    });
+    let filter = wasm_filter(
+        "global_rate_limit",
+        &filter_wasm("global_rate_limit"),
+        &config,
+    );
+    let mut bootstrap = BootstrapBuilder::new(upstream_port)
+        .grpc_cluster("rate_limit_service", service.port())
+        .listener("global-rate-limit", vec![filter])
+        .build();
+    if let Some(listen) =
+        bootstrap.pointer_mut("/static_resources/listeners/0/address/socket_address/port_value")
+    {
+        *listen = json!(port);
+    }
+    let envoy = Envoy::start_with(bootstrap, options)
+        .map_err(|e| format!("Envoy with global-rate-limit did not start: {e}"))?;
+    // A user of its own, so that the user's curl loop starts with a full count.
+    let user = format!("self-check-{}", std::process::id());
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = Request::get("/")
+            .header("x-user", &user)
+            .send(port)
+            .map_err(|e| format!("self-check of global-rate-limit: {e}"))?;
+        statuses.push(response.status);
+    }
+    if statuses != [200, 200, 200, 200, 200, 429] {
+        return Err(format!(
+            "self-check failed: global-rate-limit answered {statuses:?}"
+        ));
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let text = format!(
+        "\nglobal-rate-limit (filters/global-rate-limit/README.md) on {base} asks rate-limit-service \
+         (gRPC on 127.0.0.1:{}, counters in memory; with --redis they are shared by every Envoy) \
+         about each request with an x-user: 5 a minute per user, 2 for guest, then 429 with x-envoy-ratelimited:\n  \
+         for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{{http_code}} ' {base}/ -H 'x-user: carol'; done; echo\n  \
+         curl -s -i {base}/ -H 'x-user: guest'   # x-ratelimit-limit: 2, 2;w=60;name=\"guests\"\n  \
+         # without x-user no descriptor is built and no check is made:\n  \
+         curl -s -o /dev/null -w '%{{http_code}}\\n' {base}/",
+        service.port()
+    );
+    Ok((envoy, service, text))
 }
 
 fn failed(what: &str, response: &Response) -> String {

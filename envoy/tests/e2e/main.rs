@@ -12,6 +12,7 @@ mod configs;
 mod cors;
 mod ext_authz;
 mod fail_policy;
+mod global_rate_limit;
 mod header_rewrite;
 mod host_parity;
 mod istio;

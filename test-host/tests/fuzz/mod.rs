@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use test_host::{Error, HttpResponse, HttpStream, Plugin, TestHost};
 
+/// gRPC's `UNAVAILABLE`, as Envoy closes a call whose connection reset.
+const GRPC_UNAVAILABLE: u32 = 14;
+
 /// splitmix64: small, seedable, and the same everywhere.
 pub struct Rng(u64);
 
@@ -571,7 +574,7 @@ pub fn play(plugin: &Plugin, ops: &[Op]) -> Result<Seen, String> {
             op,
             Op::AnswerCalls { .. } | Op::FailCalls | Op::Advance { .. }
         ) {
-            seen.callouts += plugin.http_calls().len();
+            seen.callouts += plugin.http_calls().len() + plugin.grpc_calls().len();
         }
         match op {
             Op::RequestHeaders { headers, end } => {
@@ -601,10 +604,17 @@ pub fn play(plugin: &Plugin, ops: &[Op]) -> Result<Seen, String> {
                     }
                     fatal(plugin.respond_http_call(call.token, response))?;
                 }
+                // A gRPC call gets the body as its message: any bytes, as a hostile service.
+                for call in plugin.grpc_calls() {
+                    fatal(plugin.respond_grpc_call(call.token, body))?;
+                }
             }
             Op::FailCalls => {
                 for call in plugin.http_calls() {
                     fatal(plugin.fail_http_call(call.token))?;
+                }
+                for call in plugin.grpc_calls() {
+                    fatal(plugin.close_grpc(call.token, GRPC_UNAVAILABLE, "reset"))?;
                 }
             }
             Op::Advance { millis } => fatal(plugin.advance(Duration::from_millis(*millis)))?,
