@@ -1,5 +1,6 @@
 // Validates Kubernetes documents against Istio's CRD schemas as compiled in
-// @kubernetes-models/istio (argv[2] is the package directory).
+// @kubernetes-models/istio (argv[2] is the package directory), and against Kubernetes' own API
+// schemas (ConfigMap, Deployment, Service, ...) as compiled in kubernetes-models (argv[3]).
 // stdin: [{file, doc}]; stdout: [{file, path, message}].
 //
 // The package's validators check types, enums, patterns and required fields, but ignore fields
@@ -8,31 +9,49 @@
 // (`data.url !== undefined`) and enumerates the keys of maps (`for (k in data)`). A key that was
 // neither read nor enumerated is unknown to the schema. An object the validator never looked into
 // is free-form (`x-kubernetes-preserve-unknown-fields`, e.g. pluginConfig) and is not judged.
+//
+// Both packages lay out one model module per kind at `<group>/<version>/<Kind>.js` (the core
+// group, apiVersion `v1`, at `v1/<Kind>.js`), which imports its validator from `_schemas/`. The
+// validators are named differently in each (`ExtensionsIstioIoV1alpha1WasmPlugin` in the Istio
+// package; `IoK8sApiAppsV1Deployment`, `IoK8sApiCoreV1ConfigMap` in kubernetes-models, where the
+// core group is `Core` and only a group's first label is kept), so the checker follows the
+// model's import rather than deriving the name.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const packageDir = process.argv[2];
-const schemasDir = join(packageDir, "_schemas");
-const version = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")).version;
+const packages = [
+  { dir: process.argv[2], what: "the CRD schema" },
+  { dir: process.argv[3], what: "the Kubernetes API schema" },
+].map((pkg) => ({ ...pkg, ...JSON.parse(readFileSync(join(pkg.dir, "package.json"), "utf8")) }));
 const input = JSON.parse(readFileSync(0, "utf8"));
 
-const pascal = (text) =>
-  text.split(/[.\-/]/).filter(Boolean).map((part) => part[0].toUpperCase() + part.slice(1)).join("");
+const split = (apiVersion) => (apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion]);
+const isDir = (path) => existsSync(path) && statSync(path).isDirectory();
 
-// "extensions.istio.io/v1alpha1" + "WasmPlugin" -> "ExtensionsIstioIoV1alpha1WasmPlugin".
-function schemaFile(apiVersion, kind) {
-  const [group, ver] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
-  return join(schemasDir, `${pascal(group)}${pascal(ver)}${kind}.js`);
+// The package that models `group`: the one with a directory of that name (the core group lives in
+// kubernetes-models' version directories).
+function packageOf(apiVersion) {
+  const [group] = split(apiVersion);
+  return group ? packages.find((pkg) => isDir(join(pkg.dir, group))) : packages[1];
 }
 
-function knownVersions(apiVersion, kind) {
-  const group = apiVersion.split("/")[0];
-  const prefix = pascal(group);
-  return readdirSync(schemasDir)
-    .filter((name) => name.startsWith(prefix) && name.endsWith(`${kind}.js`))
-    .map((name) => `${group}/${name.slice(prefix.length, -kind.length - 3).toLowerCase()}`);
+// The validator module of apiVersion + kind in `pkg`, from the import of its model module.
+function schemaFile(pkg, apiVersion, kind) {
+  const [group, ver] = split(apiVersion);
+  const model = join(pkg.dir, group, ver, `${kind}.js`);
+  if (!existsSync(model)) return undefined;
+  const imported = /from\s*"(\.[^"]*_schemas\/[^"]+\.js)"/.exec(readFileSync(model, "utf8"));
+  return imported ? resolve(dirname(model), imported[1]) : undefined;
+}
+
+function knownVersions(pkg, apiVersion, kind) {
+  const [group] = split(apiVersion);
+  const base = join(pkg.dir, group);
+  return readdirSync(base)
+    .filter((ver) => /^v\d/.test(ver) && existsSync(join(base, ver, `${kind}.js`)))
+    .map((ver) => (group ? `${group}/${ver}` : ver));
 }
 
 // "/spec/configPatches/0/patch" -> "spec.configPatches[0].patch".
@@ -89,12 +108,14 @@ for (const { file, doc } of input) {
     add("apiVersion", "apiVersion and kind must be strings");
     continue;
   }
-  const path = schemaFile(doc.apiVersion, doc.kind);
-  if (!existsSync(path)) {
-    const known = knownVersions(doc.apiVersion, doc.kind);
+  const pkg = packageOf(doc.apiVersion);
+  const path = pkg && schemaFile(pkg, doc.apiVersion, doc.kind);
+  if (!path || !existsSync(path)) {
+    const known = pkg ? knownVersions(pkg, doc.apiVersion, doc.kind) : [];
+    const where = (pkg ? [pkg] : packages).map((p) => `${p.name} ${p.version}`).join(" or ");
     add(
       "apiVersion",
-      `no ${doc.kind} schema for apiVersion ${doc.apiVersion} in @kubernetes-models/istio ${version}` +
+      `no ${doc.kind} schema for apiVersion ${doc.apiVersion} in ${where}` +
         (known.length ? `; known: ${known.join(", ")}` : ""),
     );
     continue;
@@ -107,7 +128,7 @@ for (const { file, doc } of input) {
   for (const object of objects) {
     if (object.enumerated || object.read.size === 0) continue;
     for (const key of object.keys) {
-      if (!object.read.has(key)) add(dotted(`${object.path}/${key}`), "unknown field (not in the CRD schema)");
+      if (!object.read.has(key)) add(dotted(`${object.path}/${key}`), `unknown field (not in ${pkg.what})`);
     }
   }
 }

@@ -21,6 +21,7 @@ pub static FACTORIES: &[Factory] = &[
     Factory::of::<rbac::filter::RbacRoot>(),
     Factory::of::<ext_authz::filter::ExtAuthzRoot>(),
     Factory::of::<json_redact::filter::JsonRedactRoot>(),
+    Factory::of::<global_rate_limit::filter::GlobalRateLimitRoot>(),
 ];
 
 /// Loads a chain configuration as `chain.wasm`'s `on_configure` does: sdk-ext's dispatcher parses

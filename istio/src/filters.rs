@@ -80,6 +80,12 @@ pub const FILTERS: &[FilterKind] = &[
         config_schema: || schemars::schema_for!(json_redact::config::JsonRedactConfig),
         required_phase: None,
     },
+    FilterKind {
+        name: "global-rate-limit",
+        load_config: |bytes| load::<global_rate_limit::config::GlobalRateLimitConfig>(bytes).map(drop),
+        config_schema: || schemars::schema_for!(global_rate_limit::config::GlobalRateLimitConfig),
+        required_phase: None,
+    },
 ];
 
 /// The registered filter called `name`.

@@ -7,8 +7,10 @@ pub mod check;
 pub mod deploy;
 pub mod filters;
 pub mod generate;
+pub mod limits;
 pub mod render;
 pub mod schema;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +48,8 @@ pub struct GeneratedFile {
     pub text: String,
 }
 
-/// Every file `make istio` writes, from the sources under `<root>/istio`.
+/// Every file `make istio` writes, from the sources under `<root>/istio`: each filter's, then the
+/// rate limit service's (`istio/rate-limit-service/`).
 pub fn generate_all(root: &Path) -> Result<Vec<GeneratedFile>, String> {
     let mut files = Vec::new();
     for filter in filter_names(root)? {
@@ -71,6 +74,7 @@ pub fn generate_all(root: &Path) -> Result<Vec<GeneratedFile>, String> {
             text: schema + "\n",
         });
     }
+    files.extend(service::generate(root)?);
     Ok(files)
 }
 

@@ -1,7 +1,9 @@
 //! Checks manifests against Istio's CRD OpenAPI schemas as compiled in the npm package
-//! `@kubernetes-models/istio` (generated from Istio's `crd-all.gen.yaml`). Node runs the
-//! package's validators; `schema/check.mjs` adds the strictness they lack (unknown fields).
-//! `schema/config.mjs` checks plugin configurations against the filters' own JSON Schemas.
+//! `@kubernetes-models/istio` (generated from Istio's `crd-all.gen.yaml`), and the Kubernetes
+//! documents (ConfigMap, Deployment, Service) against Kubernetes' own API schemas as compiled in
+//! the npm package `kubernetes-models`. Node runs the packages' validators; `schema/check.mjs`
+//! adds the strictness they lack (unknown fields). `schema/config.mjs` checks plugin
+//! configurations against the filters' own JSON Schemas.
 
 use crate::check::Finding;
 use serde_json::{json, Value};
@@ -16,6 +18,61 @@ pub fn models_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join(".tools").join("istio-models"))
 }
 
+/// The installed `kubernetes-models` package, as `make istio-models` leaves it (or
+/// `$KUBERNETES_MODELS_DIR`).
+pub fn kubernetes_models_dir(root: &Path) -> PathBuf {
+    std::env::var_os("KUBERNETES_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".tools").join("kubernetes-models"))
+}
+
+/// Where the schema packages are installed (each an npm `--prefix` directory).
+#[derive(Debug, Clone)]
+pub struct Models {
+    /// Holds `node_modules/@kubernetes-models/istio`.
+    pub istio: PathBuf,
+    /// Holds `node_modules/kubernetes-models`.
+    pub kubernetes: PathBuf,
+}
+
+impl Models {
+    /// Both packages where `make istio-models` installs them under `root` (or where
+    /// `$ISTIO_MODELS_DIR` and `$KUBERNETES_MODELS_DIR` say).
+    pub fn locate(root: &Path) -> Models {
+        Models {
+            istio: models_dir(root),
+            kubernetes: kubernetes_models_dir(root),
+        }
+    }
+
+    /// The Istio package directory.
+    fn istio_package(&self) -> Result<PathBuf, String> {
+        package(
+            &self.istio.join("node_modules/@kubernetes-models/istio"),
+            "Istio CRD schemas",
+        )
+    }
+
+    /// The Kubernetes package directory.
+    fn kubernetes_package(&self) -> Result<PathBuf, String> {
+        package(
+            &self.kubernetes.join("node_modules/kubernetes-models"),
+            "Kubernetes API schemas",
+        )
+    }
+}
+
+fn package(dir: &Path, what: &str) -> Result<PathBuf, String> {
+    if dir.join("package.json").is_file() {
+        Ok(dir.to_path_buf())
+    } else {
+        Err(format!(
+            "{what} not found at {}: run `make istio-models`",
+            dir.display()
+        ))
+    }
+}
+
 /// One document to check: where it comes from and its content.
 pub struct Document<'a> {
     /// The file, relative to the root, and which document when it holds several.
@@ -24,13 +81,15 @@ pub struct Document<'a> {
     pub value: &'a Value,
 }
 
-/// Validates documents against the CRD schemas; each finding names the file and the field path.
-pub fn validate(models: &Path, docs: &[Document]) -> Result<Vec<Finding>, String> {
+/// Validates documents against the CRD schemas (Istio's kinds) and the Kubernetes API schemas
+/// (the rest); each finding names the file and the field path.
+pub fn validate(models: &Models, docs: &[Document]) -> Result<Vec<Finding>, String> {
     let input: Vec<Value> = docs
         .iter()
         .map(|doc| json!({"file": doc.file, "doc": doc.value}))
         .collect();
-    run_node(models, "schema/check.mjs", &input)
+    let packages = [models.istio_package()?, models.kubernetes_package()?];
+    run_node(&packages, "schema/check.mjs", &input)
 }
 
 /// A plugin configuration and the filter's `config.schema.json` it must match.
@@ -48,28 +107,21 @@ pub struct PluginConfig<'a> {
 /// Validates plugin configurations against their filters' JSON Schemas with the Ajv that
 /// `@kubernetes-models/istio` ships, the kind of tool an editor uses: each schema must compile
 /// and accept its configuration.
-pub fn validate_configs(models: &Path, configs: &[PluginConfig]) -> Result<Vec<Finding>, String> {
+pub fn validate_configs(models: &Models, configs: &[PluginConfig]) -> Result<Vec<Finding>, String> {
     let input: Vec<Value> = configs
         .iter()
         .map(|c| json!({"file": c.file, "path": c.path, "schema": c.schema, "config": c.config}))
         .collect();
-    run_node(models, "schema/config.mjs", &input)
+    run_node(&[models.istio_package()?], "schema/config.mjs", &input)
 }
 
-/// Runs `script` (relative to this crate) with the package directory as its argument and
+/// Runs `script` (relative to this crate) with the package directories as its arguments and
 /// `input` on stdin; it prints its findings as JSON.
-fn run_node(models: &Path, script: &str, input: &[Value]) -> Result<Vec<Finding>, String> {
-    let package = models.join("node_modules/@kubernetes-models/istio");
-    if !package.join("package.json").is_file() {
-        return Err(format!(
-            "Istio CRD schemas not found at {}: run `make istio-models`",
-            package.display()
-        ));
-    }
+fn run_node(packages: &[PathBuf], script: &str, input: &[Value]) -> Result<Vec<Finding>, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
     let mut child = Command::new("node")
         .arg(&script)
-        .arg(&package)
+        .args(packages)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -2,12 +2,14 @@
 //! break them: each failure names the file and the field path.
 
 use istio_manifests::check::{check, Finding};
-use istio_manifests::schema::models_dir;
+use istio_manifests::schema::Models;
+use istio_manifests::service;
 use istio_manifests::{filter_names, workspace_root, write_all};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A copy of the workspace's `istio/` sources and manifests, with the same filter names.
+/// A copy of the workspace's `istio/` sources and manifests, with the same filter names, and the
+/// rate limit service's directory.
 struct Copy {
     root: PathBuf,
 }
@@ -22,12 +24,17 @@ impl Copy {
         ));
         let _ = std::fs::remove_dir_all(&root);
         let source = workspace_root();
+        let mut dirs = Vec::new();
         for filter in filter_names(&source).unwrap() {
             let crate_dir = root.join("filters").join(&filter);
             std::fs::create_dir_all(&crate_dir).unwrap();
             std::fs::write(crate_dir.join("Cargo.toml"), "").unwrap();
-            let from = source.join("istio").join(&filter);
-            let to = root.join("istio").join(&filter);
+            dirs.push(filter);
+        }
+        dirs.push(service::DIR.to_string());
+        for dir in dirs {
+            let from = source.join("istio").join(&dir);
+            let to = root.join("istio").join(&dir);
             std::fs::create_dir_all(&to).unwrap();
             for entry in std::fs::read_dir(&from).unwrap() {
                 let path = entry.unwrap().path();
@@ -66,8 +73,8 @@ impl Drop for Copy {
     }
 }
 
-fn models() -> PathBuf {
-    models_dir(&workspace_root())
+fn models() -> Models {
+    Models::locate(&workspace_root())
 }
 
 /// The findings about `file` at `path`, as text.
@@ -880,4 +887,449 @@ fn generated_bad_configs_are_refused_where_they_are_wrong() {
     }
     println!("{}", report.join("\n"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const SERVICE: &str = "istio/rate-limit-service/service.yaml";
+const CONFIG_MAP: &str = "istio/rate-limit-service/service.yaml (document 1)";
+const DEPLOYMENT: &str = "istio/rate-limit-service/service.yaml (document 2)";
+const K8S_SERVICE: &str = "istio/rate-limit-service/service.yaml (document 3)";
+const CONTAINER: &str = "spec.template.spec.containers[0]";
+
+/// Sets global-rate-limit's `plugin_config` field at `pointer` in a copy, and regenerates.
+fn set_client_config(copy: &Copy, pointer: &str, value: &str) {
+    let deploy = copy.path("istio/global-rate-limit/deploy.json");
+    let mut source: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&deploy).unwrap()).unwrap();
+    *source["plugin_config"].pointer_mut(pointer).unwrap() = value.into();
+    std::fs::write(&deploy, source.to_string()).unwrap();
+    write_all(&copy.root).unwrap();
+}
+
+#[test]
+fn the_rate_limit_service_manifests_are_generated() {
+    let root = workspace_root();
+    let dir = root.join("istio").join(service::DIR);
+    for file in [
+        "service.json",
+        "limits.yaml",
+        "service.yaml",
+        "redis-demo.yaml",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} is missing");
+    }
+    // The generator reads nothing outside istio/rate-limit-service/: a copy regenerates it.
+    let copy = Copy::new();
+    write_all(&copy.root).unwrap();
+    for file in ["service.yaml", "redis-demo.yaml"] {
+        let rel = Path::new("istio").join(service::DIR).join(file);
+        assert_eq!(
+            std::fs::read_to_string(copy.root.join(&rel)).unwrap(),
+            std::fs::read_to_string(root.join(&rel)).unwrap(),
+            "{}",
+            rel.display()
+        );
+    }
+    let text = std::fs::read_to_string(dir.join("service.yaml")).unwrap();
+    let limits = std::fs::read_to_string(dir.join("limits.yaml")).unwrap();
+    let docs: Vec<serde_json::Value> =
+        istio_manifests::check::read_yaml_docs(&dir.join("service.yaml")).unwrap();
+    assert_eq!(docs.len(), 3, "{text}");
+    // The limits file is embedded as it is, comments included.
+    assert_eq!(docs[0]["data"]["limits.yaml"], limits.as_str());
+    let container = &docs[1]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["args"],
+        serde_json::json!([
+            "--grpc",
+            "0.0.0.0:8081",
+            "--config",
+            "/etc/rate-limit/limits.yaml",
+            "--redis",
+            "redis://redis:6379"
+        ])
+    );
+    assert_eq!(container["image"], "rate-limit-service:0.1.0");
+    assert_eq!(container["readinessProbe"]["tcpSocket"]["port"], "grpc");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        docs[2]["spec"]["ports"][0],
+        serde_json::json!({"name": "grpc", "port": 8081, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"})
+    );
+    let demo = std::fs::read_to_string(dir.join("redis-demo.yaml")).unwrap();
+    assert!(demo.contains("# DEMO ONLY"), "{demo}");
+    assert!(demo.contains("image: redis:7\n"), "{demo}");
+}
+
+#[test]
+fn an_unknown_field_or_wrong_type_in_the_service_manifests_is_named() {
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "        imagePullPolicy: IfNotPresent\n",
+        "        imagePullPolicy: IfNotPresent\n        imagePullPolicys: Always\n",
+    );
+    copy.edit(SERVICE, "    port: 8081\n", "    port: '8081'\n");
+    copy.edit(
+        SERVICE,
+        "kind: ConfigMap\n",
+        "kind: ConfigMap\nimmutable: 'yes'\nbinary: {}\n",
+    );
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        SERVICE,
+        "",
+        "differs from what `make istio` generates",
+    );
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.imagePullPolicys"),
+        "unknown field (not in the Kubernetes API schema)",
+    );
+    assert_one_containing(
+        &findings,
+        K8S_SERVICE,
+        "spec.ports[0].port",
+        "must be of type integer",
+    );
+    assert_one_containing(
+        &findings,
+        CONFIG_MAP,
+        "immutable",
+        "must be of type boolean",
+    );
+    assert_one_containing(&findings, CONFIG_MAP, "binary", "unknown field");
+}
+
+#[test]
+fn a_kubernetes_api_version_without_a_schema_fails() {
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "apiVersion: apps/v1\n",
+        "apiVersion: apps/v1beta3\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        DEPLOYMENT,
+        "apiVersion",
+        "no Deployment schema for apiVersion apps/v1beta3 in kubernetes-models 5.1.0; known: apps/v1, apps/v1beta1, apps/v1beta2",
+    );
+}
+
+#[test]
+fn the_grpc_port_must_be_served_probed_and_exposed() {
+    // --grpc on another port than the container, the probes and the Service use.
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "        - 0.0.0.0:8081\n",
+        "        - 0.0.0.0:9090\n",
+    );
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.args[1]"),
+        "--grpc listens on 9090, which is not a containerPort of the container (8081)",
+    );
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.readinessProbe.tcpSocket.port"),
+        "\"grpc\" is not the gRPC port 9090 (--grpc)",
+    );
+    assert_one_containing(
+        &findings,
+        K8S_SERVICE,
+        "spec.ports[0].targetPort",
+        "\"grpc\" reaches 8081, not the port the service listens on (9090, --grpc)",
+    );
+    assert_one_containing(
+        &findings,
+        K8S_SERVICE,
+        "spec.ports",
+        "no port reaches the service's gRPC port 9090 (--grpc)",
+    );
+
+    // The Service's targetPort elsewhere, and not as gRPC.
+    let copy = Copy::new();
+    copy.edit(SERVICE, "    targetPort: grpc\n", "    targetPort: 9090\n");
+    copy.edit(
+        SERVICE,
+        "  - appProtocol: grpc\n",
+        "  - appProtocol: http\n",
+    );
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        K8S_SERVICE,
+        "spec.ports[0].targetPort",
+        "9090 reaches 9090, not the port the service listens on (8081, --grpc)",
+    );
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "  - appProtocol: grpc\n",
+        "  - appProtocol: http\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        K8S_SERVICE,
+        "spec.ports[0].appProtocol",
+        "must be grpc, so that Istio makes the cluster HTTP/2",
+    );
+
+    // A Service that selects no pod of the Deployment.
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "  selector:\n    app: rate-limit-service\n",
+        "  selector:\n    app: ratelimit\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        K8S_SERVICE,
+        "spec.selector",
+        "must select the Deployment's pods",
+    );
+}
+
+#[test]
+fn the_config_flag_must_name_the_mounted_limits_file() {
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "        - /etc/rate-limit/limits.yaml\n",
+        "        - /etc/ratelimit/limits.yaml\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        DEPLOYMENT,
+        &format!("{CONTAINER}.args[3]"),
+        "--config /etc/ratelimit/limits.yaml: not in the ConfigMap rate-limit-service's mount (/etc/rate-limit)",
+    );
+
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "        - /etc/rate-limit/limits.yaml\n",
+        "        - /etc/rate-limit/limit.yaml\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        DEPLOYMENT,
+        &format!("{CONTAINER}.args[3]"),
+        "the ConfigMap rate-limit-service mounted at /etc/rate-limit has no key \"limit.yaml\" (it has limits.yaml)",
+    );
+
+    // An unknown flag, and a missing --config.
+    let copy = Copy::new();
+    copy.edit(SERVICE, "        - --config\n", "        - --limits\n");
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.args[2]"),
+        "\"--limits\" is not a flag of rate-limit-service (it takes --grpc, --config, --redis)",
+    );
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.args"),
+        "must pass --config with the mounted limits file",
+    );
+}
+
+#[test]
+fn a_limits_file_the_service_refuses_fails_where_it_is_wrong() {
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/rate-limit-service/limits.yaml",
+        "unit: minute",
+        "unit: fortnight",
+    );
+    assert_one_containing(
+        &copy.check(),
+        CONFIG_MAP,
+        "data[\"limits.yaml\"].descriptors[0].rate_limit.unit",
+        "rejected by rate-limit-service: unknown unit \"fortnight\" (one of second, minute, hour, day, week, month, year)",
+    );
+
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/rate-limit-service/limits.yaml",
+        "requests_per_unit: 100\n",
+        "requests_per_unit: 0\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        CONFIG_MAP,
+        "data[\"limits.yaml\"].descriptors[0].rate_limit.requests_per_unit",
+        "rejected by rate-limit-service: must be at least 1",
+    );
+
+    // An unknown field is a YAML error of the service's parser, with its line.
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/rate-limit-service/limits.yaml",
+        "requests_per_unit: 100\n",
+        "request_per_unit: 100\n",
+    );
+    assert_one_containing(
+        &copy.check(),
+        CONFIG_MAP,
+        "data[\"limits.yaml\"]",
+        "rejected by rate-limit-service: YAML: descriptors[0].rate_limit: unknown field `request_per_unit`",
+    );
+}
+
+#[test]
+fn the_service_runs_as_non_root_on_a_read_only_root() {
+    let copy = Copy::new();
+    copy.edit(
+        SERVICE,
+        "          readOnlyRootFilesystem: true\n          runAsNonRoot: true\n",
+        "          readOnlyRootFilesystem: false\n",
+    );
+    copy.edit(SERVICE, "        runAsNonRoot: true\n", "");
+    let findings = copy.check();
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.securityContext.readOnlyRootFilesystem"),
+        "must be true",
+    );
+    assert_one_containing(
+        &findings,
+        DEPLOYMENT,
+        &format!("{CONTAINER}.securityContext.runAsNonRoot"),
+        "must be true (here or in the pod's securityContext)",
+    );
+}
+
+#[test]
+fn the_redis_flag_must_reach_the_demo_redis() {
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/rate-limit-service/service.json",
+        "redis://redis:6379",
+        "redis://cache:6379",
+    );
+    assert_one_containing(
+        &copy.check(),
+        "istio/rate-limit-service/redis-demo.yaml (document 2)",
+        "spec.ports",
+        "the service's --redis redis://cache:6379 does not reach this demo Redis (redis:6379)",
+    );
+
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/rate-limit-service/service.json",
+        "redis://redis:6379",
+        "redis:6379",
+    );
+    assert_one_containing(
+        &copy.check(),
+        DEPLOYMENT,
+        &format!("{CONTAINER}.args[5]"),
+        "--redis \"redis:6379\": must start with redis:// or rediss://",
+    );
+
+    // Without a Redis the flag is left out (counters in each replica's memory).
+    let copy = Copy::new();
+    copy.edit_source(
+        "istio/rate-limit-service/service.json",
+        "\"redis_url\": \"redis://redis:6379\",",
+        "",
+    );
+    let text = std::fs::read_to_string(copy.path(SERVICE)).unwrap();
+    assert!(!text.contains("--redis"), "{text}");
+}
+
+#[test]
+fn global_rate_limit_must_name_the_services_cluster_and_domain() {
+    let cluster = "/rate_limit_service/grpc_service/envoy_grpc/cluster_name";
+    let plugin = "istio/global-rate-limit/wasmplugin.yaml";
+
+    // The cluster Istio builds for the Service, in any namespace, and the limits' domain.
+    let copy = Copy::new();
+    set_client_config(
+        &copy,
+        cluster,
+        "outbound|8081||rate-limit-service.ratelimit.svc.cluster.local",
+    );
+    set_client_config(&copy, "/domain", "httpbin");
+    let findings = copy.check();
+    assert!(
+        at(&findings, plugin, service::CLUSTER_PATH).is_empty()
+            && at(&findings, plugin, "spec.pluginConfig.domain").is_empty(),
+        "{findings:#?}"
+    );
+
+    assert!(service::warnings(&copy.root).is_empty());
+
+    // Aimed at the Service, but another port or not a cluster name: a finding.
+    for wrong in [
+        "outbound|9090||rate-limit-service.ratelimit.svc.cluster.local",
+        "outbound|8081||rate-limit-service.ratelimit",
+        "rate-limit-service",
+    ] {
+        set_client_config(&copy, cluster, wrong);
+        assert_one_containing(
+            &copy.check(),
+            plugin,
+            service::CLUSTER_PATH,
+            &format!("{wrong:?} is not the cluster Istio builds for istio/rate-limit-service/service.yaml's Service: outbound|8081||rate-limit-service.<namespace>.svc.cluster.local"),
+        );
+    }
+
+    // Another host may be another rate limit service on purpose: a warning, and its domain is
+    // not compared with our limits file.
+    set_client_config(
+        &copy,
+        cluster,
+        "outbound|8081||ratelimit.ratelimit.svc.cluster.local",
+    );
+    set_client_config(&copy, "/domain", "edge");
+    let findings = copy.check();
+    assert!(
+        at(&findings, plugin, service::CLUSTER_PATH).is_empty()
+            && at(&findings, plugin, "spec.pluginConfig.domain").is_empty(),
+        "{findings:#?}"
+    );
+    let warnings = service::warnings(&copy.root);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("\"outbound|8081||ratelimit.ratelimit.svc.cluster.local\" is not istio/rate-limit-service/service.yaml's Service"),
+        "{warnings:?}"
+    );
+
+    set_client_config(
+        &copy,
+        cluster,
+        "outbound|8081||rate-limit-service.ratelimit.svc.cluster.local",
+    );
+    set_client_config(&copy, "/domain", "edge");
+    assert_one_containing(
+        &copy.check(),
+        plugin,
+        "spec.pluginConfig.domain",
+        "\"edge\" is not a domain of istio/rate-limit-service/limits.yaml (httpbin): the service would apply no limit",
+    );
+}
+
+#[test]
+fn a_hand_edit_of_the_service_manifests_fails() {
+    let copy = Copy::new();
+    copy.edit(SERVICE, "  replicas: 2\n", "  replicas: 3\n");
+    let findings: Vec<Finding> = copy
+        .check()
+        .into_iter()
+        .filter(|f| f.file.starts_with("istio/rate-limit-service/"))
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].file, SERVICE);
+    assert!(findings[0].message.contains("at line") && findings[0].message.contains("replicas: 3"));
 }

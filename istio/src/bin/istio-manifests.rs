@@ -1,6 +1,6 @@
 //! `istio-manifests write` (make istio) and `istio-manifests check` (make istio-validate).
 
-use istio_manifests::{check, schema, workspace_root, write_all};
+use istio_manifests::{check, schema, service, workspace_root, write_all};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,12 +18,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some("check") => match check::check(&root, &schema::models_dir(&root)) {
+        Some("check") => match check::check(&root, &schema::Models::locate(&root)) {
             Ok(findings) if findings.is_empty() => {
+                for warning in service::warnings(&root) {
+                    eprintln!("warning: {warning}");
+                }
                 println!("istio manifests: all valid and up to date");
                 ExitCode::SUCCESS
             }
             Ok(findings) => {
+                for warning in service::warnings(&root) {
+                    eprintln!("warning: {warning}");
+                }
                 for finding in &findings {
                     eprintln!("{finding}");
                 }
