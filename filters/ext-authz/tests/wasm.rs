@@ -1,4 +1,4 @@
-//! ext-authz's built module (`/work/brief/build-one.sh ext-authz` or `make build` writes
+//! ext-authz's built module (`make build` writes
 //! target/filters/ext_authz.wasm) driven through test-host, as Envoy would run it: check
 //! requests answered, failed, timed out, and answered after their stream ended.
 #![allow(

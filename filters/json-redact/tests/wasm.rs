@@ -1,4 +1,4 @@
-//! json-redact's built module (`/work/brief/build-one.sh json-redact` or `make build` writes
+//! json-redact's built module (`make build` writes
 //! target/filters/json_redact.wasm) driven through test-host, as Envoy would run it: what the
 //! upstream and the client receive, body by body.
 #![allow(

@@ -1,4 +1,4 @@
-//! rbac's built module (`/work/brief/build-one.sh rbac` or `make build` writes
+//! rbac's built module (`make build` writes
 //! target/filters/rbac.wasm) driven through test-host, as Envoy would run it.
 #![allow(
     clippy::unwrap_used,
