@@ -20,6 +20,32 @@ use crate::validate::{header_name, Pseudo};
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 
+/// A filter's `UNSUPPORTED_NATIVE_FIELDS` (see [`crate::config::Validate`]): the fields given,
+/// then the fields of the route's `RateLimit` entries (under `rate_limits`) that
+/// [`RateLimitEntryConfig`] does not implement.
+#[macro_export]
+macro_rules! with_rate_limits_unsupported {
+    ($($field:literal),* $(,)?) => {
+        &[
+            $($field,)*
+            "rate_limits.*.stage",
+            "rate_limits.*.disable_key",
+            "rate_limits.*.limit",
+            "rate_limits.*.apply_on_stream_done",
+            "rate_limits.*.hits_addend",
+            "rate_limits.*.x_ratelimit_option",
+            "rate_limits.*.actions.*.source_cluster",
+            "rate_limits.*.actions.*.destination_cluster",
+            "rate_limits.*.actions.*.dynamic_metadata",
+            "rate_limits.*.actions.*.metadata",
+            "rate_limits.*.actions.*.extension",
+            "rate_limits.*.actions.*.masked_remote_address",
+            "rate_limits.*.actions.*.query_parameter_value_match",
+            "rate_limits.*.actions.*.query_parameters",
+        ]
+    };
+}
+
 /// `common.ratelimit.v3.LocalRateLimitDescriptor`.
 #[derive(Deserialize, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -178,7 +178,7 @@ fn status(field: &str, status: Option<HttpStatus>, default: u32) -> Result<u32, 
 
 impl Validate for GlobalRateLimitConfig {
     type Validated = Config;
-    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = sdk_ext::with_rate_limits_unsupported![
         "stage",
         "rate_limited_as_resource_exhausted",
         "response_headers_to_add",
@@ -191,20 +191,6 @@ impl Validate for GlobalRateLimitConfig {
         "rate_limit_service.grpc_service.envoy_grpc.retry_policy",
         "rate_limit_service.grpc_service.envoy_grpc.max_receive_message_length",
         "rate_limit_service.grpc_service.envoy_grpc.skip_envoy_headers",
-        "rate_limits.*.stage",
-        "rate_limits.*.disable_key",
-        "rate_limits.*.limit",
-        "rate_limits.*.apply_on_stream_done",
-        "rate_limits.*.hits_addend",
-        "rate_limits.*.x_ratelimit_option",
-        "rate_limits.*.actions.*.source_cluster",
-        "rate_limits.*.actions.*.destination_cluster",
-        "rate_limits.*.actions.*.dynamic_metadata",
-        "rate_limits.*.actions.*.metadata",
-        "rate_limits.*.actions.*.extension",
-        "rate_limits.*.actions.*.masked_remote_address",
-        "rate_limits.*.actions.*.query_parameter_value_match",
-        "rate_limits.*.actions.*.query_parameters",
     ];
 
     fn validate(self) -> Result<Config, ConfigError> {

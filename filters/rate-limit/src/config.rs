@@ -82,25 +82,12 @@ pub const REPLY_CODE: &str = "local_rate_limited";
 
 impl Validate for RateLimitConfig {
     type Validated = Config;
-    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = sdk_ext::with_rate_limits_unsupported![
         "stage",
         "local_rate_limit_per_downstream_connection",
         "local_cluster_rate_limit",
         "vh_rate_limits",
         "rate_limited_as_resource_exhausted",
-        "rate_limits.*.stage",
-        "rate_limits.*.disable_key",
-        "rate_limits.*.limit",
-        "rate_limits.*.apply_on_stream_done",
-        "rate_limits.*.hits_addend",
-        "rate_limits.*.actions.*.source_cluster",
-        "rate_limits.*.actions.*.destination_cluster",
-        "rate_limits.*.actions.*.dynamic_metadata",
-        "rate_limits.*.actions.*.metadata",
-        "rate_limits.*.actions.*.extension",
-        "rate_limits.*.actions.*.masked_remote_address",
-        "rate_limits.*.actions.*.query_parameter_value_match",
-        "rate_limits.*.actions.*.query_parameters",
     ];
 
     fn validate(self) -> Result<Config, ConfigError> {
