@@ -51,7 +51,11 @@ KUBERNETES_MODELS_VERSION := 5.1.0
 KUBERNETES_MODELS_DIR ?= $(TOOLS)/kubernetes-models
 KUBERNETES_MODELS := $(KUBERNETES_MODELS_DIR)/node_modules/kubernetes-models/package.json
 
-export ENVOY_BIN FILTER_WASM_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR KUBERNETES_MODELS_DIR
+# test-host keeps compiled modules here, keyed by content and engine, so that a module is compiled
+# once per build rather than once per test binary.
+TEST_HOST_CACHE_DIR ?= $(ROOT)/target/test-host-cache
+
+export ENVOY_BIN FILTER_WASM_DIR TEST_HOST_CACHE_DIR TEST_MODULE_DIR ISTIO_MODELS_DIR KUBERNETES_MODELS_DIR
 
 .PHONY: fuzz soak wasm-crypto-tests workspace-hack check-workspace-hack help run test fuzz-crypto build bench setup rust-target envoy wasm-opt wrk docker-registry redis oci \
 	optimize lint fmt clean istio istio-validate istio-models envoy-config new test-scaffold filter-exists
@@ -303,6 +307,7 @@ endif
 workspace-hack:
 	@command -v cargo-hakari >/dev/null || cargo install --locked cargo-hakari
 	cargo hakari generate
+	python3 workspace-hack/build_only_crates.py write
 
 # `cargo test -p <filter>` must reuse the workspace's build of every registry crate: a crate built
 # again means workspace-hack/ is out of date. Run after `cargo test --workspace`.
@@ -322,6 +327,7 @@ check-workspace-hack:
 
 lint:
 	cargo fmt --all -- --check
+	python3 workspace-hack/build_only_crates.py check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS)) -p chain -- -D warnings
 
