@@ -1,7 +1,7 @@
 // Validates Kubernetes documents against Istio's CRD schemas as compiled in
 // @kubernetes-models/istio (argv[2] is the package directory), and against Kubernetes' own API
 // schemas (ConfigMap, Deployment, Service, ...) as compiled in kubernetes-models (argv[3]).
-// stdin: [{file, doc}]; stdout: [{file, path, message}].
+// Each stdin line: [{file, doc}]; each stdout line: [{file, path, message}], until stdin closes.
 //
 // The package's validators check types, enums, patterns and required fields, but ignore fields
 // the schema does not declare. To catch those, each object is wrapped in a Proxy that records
@@ -19,13 +19,13 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 
 const packages = [
   { dir: process.argv[2], what: "the CRD schema" },
   { dir: process.argv[3], what: "the Kubernetes API schema" },
 ].map((pkg) => ({ ...pkg, ...JSON.parse(readFileSync(join(pkg.dir, "package.json"), "utf8")) }));
-const input = JSON.parse(readFileSync(0, "utf8"));
 
 const split = (apiVersion) => (apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion]);
 const isDir = (path) => existsSync(path) && statSync(path).isDirectory();
@@ -101,35 +101,41 @@ function track(value, path, objects) {
   });
 }
 
-const findings = [];
-for (const { file, doc } of input) {
-  const add = (path, message) => findings.push({ file, path: `${path}`, message: `${message}` });
-  if (!doc || typeof doc.apiVersion !== "string" || typeof doc.kind !== "string") {
-    add("apiVersion", "apiVersion and kind must be strings");
-    continue;
-  }
-  const pkg = packageOf(doc.apiVersion);
-  const path = pkg && schemaFile(pkg, doc.apiVersion, doc.kind);
-  if (!path || !existsSync(path)) {
-    const known = pkg ? knownVersions(pkg, doc.apiVersion, doc.kind) : [];
-    const where = (pkg ? [pkg] : packages).map((p) => `${p.name} ${p.version}`).join(" or ");
-    add(
-      "apiVersion",
-      `no ${doc.kind} schema for apiVersion ${doc.apiVersion} in ${where}` +
-        (known.length ? `; known: ${known.join(", ")}` : ""),
-    );
-    continue;
-  }
-  const { validate } = await import(pathToFileURL(path).href);
-  const objects = [];
-  if (!validate(track(doc, "", objects))) {
-    for (const error of validate.errors) add(dotted(error.instancePath), describe(error));
-  }
-  for (const object of objects) {
-    if (object.enumerated || object.read.size === 0) continue;
-    for (const key of object.keys) {
-      if (!object.read.has(key)) add(dotted(`${object.path}/${key}`), `unknown field (not in ${pkg.what})`);
+async function check(input) {
+  const findings = [];
+  for (const { file, doc } of input) {
+    const add = (path, message) => findings.push({ file, path: `${path}`, message: `${message}` });
+    if (!doc || typeof doc.apiVersion !== "string" || typeof doc.kind !== "string") {
+      add("apiVersion", "apiVersion and kind must be strings");
+      continue;
+    }
+    const pkg = packageOf(doc.apiVersion);
+    const path = pkg && schemaFile(pkg, doc.apiVersion, doc.kind);
+    if (!path || !existsSync(path)) {
+      const known = pkg ? knownVersions(pkg, doc.apiVersion, doc.kind) : [];
+      const where = (pkg ? [pkg] : packages).map((p) => `${p.name} ${p.version}`).join(" or ");
+      add(
+        "apiVersion",
+        `no ${doc.kind} schema for apiVersion ${doc.apiVersion} in ${where}` +
+          (known.length ? `; known: ${known.join(", ")}` : ""),
+      );
+      continue;
+    }
+    const { validate } = await import(pathToFileURL(path).href);
+    const objects = [];
+    if (!validate(track(doc, "", objects))) {
+      for (const error of validate.errors) add(dotted(error.instancePath), describe(error));
+    }
+    for (const object of objects) {
+      if (object.enumerated || object.read.size === 0) continue;
+      for (const key of object.keys) {
+        if (!object.read.has(key)) add(dotted(`${object.path}/${key}`), `unknown field (not in ${pkg.what})`);
+      }
     }
   }
+  return findings;
 }
-process.stdout.write(JSON.stringify(findings));
+
+for await (const line of createInterface({ input: process.stdin })) {
+  process.stdout.write(JSON.stringify(await check(JSON.parse(line))) + "\n");
+}

@@ -7,9 +7,10 @@
 
 use crate::check::Finding;
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Mutex;
 
 /// The installed package, as `make istio-models` leaves it (or `$ISTIO_MODELS_DIR`).
 pub fn models_dir(root: &Path) -> PathBuf {
@@ -115,30 +116,79 @@ pub fn validate_configs(models: &Models, configs: &[PluginConfig]) -> Result<Vec
     run_node(&[models.istio_package()?], "schema/config.mjs", &input)
 }
 
-/// Runs `script` (relative to this crate) with the package directories as its arguments and
-/// `input` on stdin; it prints its findings as JSON.
-fn run_node(packages: &[PathBuf], script: &str, input: &[Value]) -> Result<Vec<Finding>, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
-    let mut child = Command::new("node")
-        .arg(&script)
-        .args(packages)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("node: {e}"))?;
-    let mut stdin = child.stdin.take().ok_or("node: no stdin")?;
-    stdin
-        .write_all(Value::Array(input.to_vec()).to_string().as_bytes())
-        .map_err(|e| format!("node: {e}"))?;
-    drop(stdin);
-    let output = child.wait_with_output().map_err(|e| format!("node: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&output.stderr)
-        ));
+/// A node process serving one script: a JSON request per line in, a JSON answer per line out.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn start(script: &Path, packages: &[PathBuf]) -> Result<Worker, String> {
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(packages)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("node: {e}"))?;
+        let stdin = child.stdin.take().ok_or("node: no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("node: no stdout")?);
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+        })
     }
-    serde_json::from_slice(&output.stdout).map_err(|e| format!("{}: {e}", script.display()))
+
+    fn ask(&mut self, request: &str) -> std::io::Result<String> {
+        writeln!(self.stdin, "{request}")?;
+        let mut answer = String::new();
+        if self.stdout.read_line(&mut answer)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(answer)
+    }
+
+    /// Ends the process and returns what it wrote to stderr.
+    fn stop(mut self) -> String {
+        drop(self.stdin);
+        let _ = self.child.kill();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        let _ = self.child.wait();
+        stderr
+    }
+}
+
+/// Runs `script` (relative to this crate) with the package directories as its arguments, giving
+/// it `input` and reading its findings as JSON. The process stays up for the next call (in this
+/// process, under a lock), so module loading and schema compiling happen once, not per check.
+fn run_node(packages: &[PathBuf], script: &str, input: &[Value]) -> Result<Vec<Finding>, String> {
+    static WORKERS: Mutex<Vec<(PathBuf, Vec<PathBuf>, Worker)>> = Mutex::new(Vec::new());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let mut workers = WORKERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let position = workers
+        .iter()
+        .position(|(s, p, _)| *s == script && p == packages);
+    let mut worker = match position {
+        Some(at) => workers.swap_remove(at).2,
+        None => Worker::start(&script, packages)?,
+    };
+    match worker.ask(&Value::Array(input.to_vec()).to_string()) {
+        Ok(answer) => {
+            workers.push((script.clone(), packages.to_vec(), worker));
+            serde_json::from_str(&answer).map_err(|e| format!("{}: {e}", script.display()))
+        }
+        Err(error) => Err(format!(
+            "{} failed ({error}): {}",
+            script.display(),
+            worker.stop()
+        )),
+    }
 }
