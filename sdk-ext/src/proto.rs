@@ -885,6 +885,8 @@ macro_rules! string_schema {
         }
     };
 }
+#[cfg(feature = "schema")]
+pub(crate) use string_schema;
 
 #[cfg(feature = "schema")]
 string_schema!(ProtoDuration, "Duration", {

@@ -11,12 +11,14 @@
 //! A wasm filter sees no route configuration, so each entry carries its own route `match`.
 
 use crate::config::{validate_each, ConfigError};
+use crate::headers::Headers;
 use crate::matcher::{
     HeaderMatcher, HeaderMatcherConfig, RequestView, RouteMatch, RouteMatchConfig,
 };
 use crate::properties::address_without_port;
 use crate::proto::{deserialize_enum, TokenBucketConfig};
 use crate::validate::{header_name, Pseudo};
+use crate::HttpCx;
 use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 
@@ -168,6 +170,14 @@ impl<'de> Deserialize<'de> for XRateLimitHeaders {
     }
 }
 
+#[cfg(feature = "schema")]
+crate::proto::string_schema!(XRateLimitHeaders, "XRateLimitHeaders", {
+    "oneOf": [
+        {"type": "string", "enum": ["OFF", "DRAFT_VERSION_03"]},
+        {"type": "integer", "minimum": 0, "maximum": 1}
+    ]
+});
+
 /// One `rate_limits` entry: an optional route match and the actions that build its descriptor.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -216,6 +226,41 @@ pub enum Action {
 pub trait Request: RequestView {
     /// The downstream address (`source.address`, `ip:port`).
     fn remote_address(&self) -> Option<Vec<u8>>;
+}
+
+/// A stream's request as descriptor building reads it: headers live, the client address the
+/// `source.address` property.
+pub struct StreamRequest<'a> {
+    headers: Headers<'a>,
+    cx: &'a HttpCx<'a>,
+}
+
+impl<'a> StreamRequest<'a> {
+    /// The request of the stream `cx`.
+    pub fn new(cx: &'a HttpCx<'a>) -> Self {
+        StreamRequest {
+            headers: cx.request_headers(),
+            cx,
+        }
+    }
+}
+
+impl RequestView for StreamRequest<'_> {
+    fn path(&self) -> Option<Cow<'_, [u8]>> {
+        self.headers.path()
+    }
+    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        RequestView::header(&self.headers, name)
+    }
+    fn header_matches(&self, matcher: &HeaderMatcher) -> bool {
+        self.headers.header_matches(matcher)
+    }
+}
+
+impl Request for StreamRequest<'_> {
+    fn remote_address(&self) -> Option<Vec<u8>> {
+        self.cx.property(&["source", "address"]).ok().flatten()
+    }
 }
 
 /// One entry of a request descriptor; values borrow the config when they are fixed.

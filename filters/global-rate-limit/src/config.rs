@@ -31,10 +31,6 @@ pub struct GlobalRateLimitConfig {
     pub rate_limit_service: Option<RateLimitServiceConfig>,
     /// `DRAFT_VERSION_03` adds `x-ratelimit-limit`, `-remaining` and `-reset`.
     #[serde(default)]
-    #[cfg_attr(
-        feature = "schema",
-        schemars(with = "String", extend("enum" = ["OFF", "DRAFT_VERSION_03"]))
-    )]
     pub enable_x_ratelimit_headers: XRateLimitHeaders,
     /// Leave `x-envoy-ratelimited: true` off the over-limit reply.
     #[serde(default)]

@@ -10,12 +10,9 @@ use crate::config::{Config, GlobalRateLimitConfig, RequestType};
 use crate::rls;
 use sdk_ext::config::{load, ConfigError};
 use sdk_ext::grpc::{GrpcCall, GrpcResponse};
-use sdk_ext::headers::Headers;
-use sdk_ext::matcher::{HeaderMatcher, RequestView};
 use sdk_ext::protobuf::Writer;
-use sdk_ext::ratelimit::Request;
+use sdk_ext::ratelimit::StreamRequest;
 use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
-use std::borrow::Cow;
 use std::rc::Rc;
 
 sdk_ext::stats! {
@@ -77,27 +74,6 @@ pub struct GlobalRateLimit {
     response_headers: Vec<(String, Vec<u8>)>,
 }
 
-/// The request as descriptor building reads it: headers live, the client address a property.
-struct EnvoyRequest<'a>(Headers<'a>, &'a HttpCx<'a>);
-
-impl RequestView for EnvoyRequest<'_> {
-    fn path(&self) -> Option<Cow<'_, [u8]>> {
-        self.0.path()
-    }
-    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
-        RequestView::header(&self.0, name)
-    }
-    fn header_matches(&self, matcher: &HeaderMatcher) -> bool {
-        self.0.header_matches(matcher)
-    }
-}
-
-impl Request for EnvoyRequest<'_> {
-    fn remote_address(&self) -> Option<Vec<u8>> {
-        self.1.property(&["source", "address"]).ok().flatten()
-    }
-}
-
 impl HttpFilter for GlobalRateLimit {
     fn on_request_headers(&mut self, cx: &mut HttpCx<'_>, _end_of_stream: bool) -> Action {
         if self.state != State::Idle {
@@ -117,7 +93,7 @@ impl HttpFilter for GlobalRateLimit {
             }
         }
         let message = {
-            let request = EnvoyRequest(cx.request_headers(), cx);
+            let request = StreamRequest::new(cx);
             let mut message = Writer::with_capacity(config.domain_field.len() + 64);
             message.raw(&config.domain_field);
             let mut entries = Vec::new();

@@ -61,10 +61,6 @@ pub struct RateLimitConfig {
     pub descriptors: Vec<DescriptorConfig>,
     /// `DRAFT_VERSION_03` adds `x-ratelimit-limit`, `-remaining` and `-reset` to responses.
     #[serde(default)]
-    #[cfg_attr(
-        feature = "schema",
-        schemars(with = "String", extend("enum" = ["OFF", "DRAFT_VERSION_03"]))
-    )]
     pub enable_x_ratelimit_headers: XRateLimitHeaders,
     /// Also take from the default bucket when a descriptor matched. Default true, as native.
     #[serde(default)]

@@ -6,11 +6,9 @@ use crate::limiter::{self, Quota};
 use crate::runtime::Config;
 use crate::store;
 use sdk_ext::config::{load, ConfigError};
-use sdk_ext::matcher::RequestView;
 use sdk_ext::proto::Sampling;
-use sdk_ext::ratelimit::Request;
+use sdk_ext::ratelimit::StreamRequest;
 use sdk_ext::{Action, Cx, HttpCx, HttpFilter, RootCx, RootFilter};
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -96,34 +94,6 @@ impl RateLimitRoot {
     }
 }
 
-/// The request as Envoy exposes it to the filter, read through the stream's context.
-struct EnvoyRequest<'c, 'a>(&'c HttpCx<'a>);
-
-impl RequestView for EnvoyRequest<'_, '_> {
-    fn path(&self) -> Option<Cow<'_, [u8]>> {
-        self.0
-            .request_headers()
-            .get(":path")
-            .ok()
-            .flatten()
-            .map(Cow::Owned)
-    }
-    fn header(&self, name: &str) -> Option<Cow<'_, [u8]>> {
-        self.0
-            .request_headers()
-            .get(name)
-            .ok()
-            .flatten()
-            .map(Cow::Owned)
-    }
-}
-
-impl Request for EnvoyRequest<'_, '_> {
-    fn remote_address(&self) -> Option<Vec<u8>> {
-        self.0.property(&["source", "address"]).ok().flatten()
-    }
-}
-
 /// The per-request filter.
 pub struct RateLimit {
     root: Rc<RateLimitRoot>,
@@ -168,7 +138,7 @@ impl HttpFilter for RateLimit {
             Ok(now) => now,
             Err(status) => return self.clock_failed(cx, status),
         };
-        let verdict = limiter::check(config, &EnvoyRequest(cx), &cx.shared_data(), now);
+        let verdict = limiter::check(config, &StreamRequest::new(cx), &cx.shared_data(), now);
         root.stats
             .shared_data_conflict
             .add(cx, u64::from(verdict.conflicts));
