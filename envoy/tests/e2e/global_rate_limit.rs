@@ -440,6 +440,14 @@ fn native_and_wasm_agree_on_every_reply_of_the_service() {
             }
         }
         cases.push((variant, "no descriptor".into(), get("/d")));
+        // proto3 strings must be UTF-8, and a header value need not be (obs-text).
+        cases.push((
+            variant,
+            "non-UTF-8 descriptor value".into(),
+            get("/d")
+                .header("x-script", "ok")
+                .header("x-case", b"caf\xe9-".as_slice()),
+        ));
         cases.push((
             variant,
             "repeated script header".into(),
@@ -501,6 +509,10 @@ fn native_and_wasm_agree_on_every_reply_of_the_service() {
     assert_eq!(status_of("short-allow", "hang").status, 200);
     assert_eq!(status_of("down", "ok").status, 500);
     assert_eq!(status_of("down-allow", "ok").status, 200);
+    // Both send the value's bytes as they are; the service cannot decode the check, and the
+    // failure mode decides.
+    assert_eq!(status_of("plain", "non-UTF-8 descriptor value").status, 200);
+    assert_eq!(status_of("deny", "non-UTF-8 descriptor value").status, 500);
     let over_body = status_of("main", "over-headers-body");
     assert_eq!(over_body.header("x-rls-response"), Some("from-rls"));
     assert!(over_body.body.contains("slow down"), "{over_body:?}");
