@@ -220,7 +220,7 @@ fuzz: build
 	FUZZ_SEED=$$seed FUZZ_CASES=$(FUZZ_CASES) cargo test -p test-host --test scenarios \
 		generated_lifecycles -- --nocapture
 
-# The soak of envoy/tests/soak.rs, for longer than make test's 30 s.
+# The soak of envoy/tests/e2e/all_filters_soak.rs, for longer than make test's 30 s.
 SOAK_SECONDS ?= 300
 soak: build envoy
 	SOAK_SECONDS=$(SOAK_SECONDS) cargo test -p envoy-harness --test e2e -- soak:: --nocapture

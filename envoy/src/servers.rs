@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -184,4 +184,25 @@ pub fn process_fixture<T: Send + Sync + 'static>(
         Ok(fixture) => fixture,
         Err(error) => panic!("{error}"),
     }
+}
+
+/// A loopback port that a server can still bind a while later: free now on 127.0.0.1 and ::1,
+/// and below the kernel's ephemeral range, so that the outgoing connections of the tests running
+/// alongside (the soak opens hundreds a second) cannot take it in the meantime. For a port that
+/// must be written into a config before its server starts, or bound again after a restart.
+pub fn free_port_below_ephemeral() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000, ephemeral_low.saturating_sub(10_000).max(1));
+    let seed = std::process::id() as usize * 7919;
+    (0..span)
+        .map(|_| (low + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16)
+        .find(|&port| {
+            TcpListener::bind(("127.0.0.1", port)).is_ok()
+                && TcpListener::bind(("::1", port)).is_ok()
+        })
+        .expect("no free loopback port below the ephemeral range")
 }

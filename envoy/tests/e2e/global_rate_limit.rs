@@ -10,6 +10,7 @@
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
 use envoy_harness::differential::{run_pairs, shortened, Seen};
 use envoy_harness::rls::ScriptedRls;
+use envoy_harness::servers::free_port_below_ephemeral;
 use envoy_harness::{EchoUpstream, Envoy, EnvoyOptions, Request};
 use rate_limit_service::testing::RedisServer;
 use rate_limit_service::{Limits, Server, Storage};
@@ -188,8 +189,9 @@ fn a_restarted_service_continues_the_count_from_redis() {
     let redis = RedisServer::start().unwrap();
     let limits = "domain: restart\ndescriptors:\n  - key: generic_key\n    value: r\n    \
                   rate_limit: {unit: hour, requests_per_unit: 10}\n";
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    // Bound again after the restart: a port no outgoing connection can take meanwhile.
+    let port = free_port_below_ephemeral();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let service = Server::start(
         listener,
         Limits::parse(limits).unwrap(),

@@ -17,10 +17,11 @@
 )]
 
 use envoy_harness::config::{filter_wasm, native_filter, wasm_filter, BootstrapBuilder};
+use envoy_harness::servers::free_port_below_ephemeral;
 use envoy_harness::{EchoUpstream, Envoy, Request, Response};
 use serde_json::{json, Value};
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpStream};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -877,14 +878,6 @@ fn short(seen: &Seen) -> String {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn native(config: &Value) -> Value {
     native_filter("envoy.filters.http.rbac", "rbac.v3.RBAC", config.clone())
 }
@@ -910,7 +903,7 @@ fn native_and_wasm_rbac_agree_on_every_case() {
     let mut builder = BootstrapBuilder::new(upstream.port());
     let mut layout = Vec::new();
     for variant in VARIANTS {
-        let (native_port, wasm_port) = (free_port(), free_port());
+        let (native_port, wasm_port) = (free_port_below_ephemeral(), free_port_below_ephemeral());
         let native_ports = Ports {
             own: native_port,
             partner: wasm_port,
