@@ -138,11 +138,14 @@ WASM_CRYPTO_TESTS := CARGO_TARGET_WASM32_WASIP1_RUNNER="node $(ROOT)/filters/jwt
 FUZZ_MILLIS ?= 60000
 
 ifeq ($(FILTER),)
-test: rust-target wasm-opt envoy docker-registry redis istio-models
+test: rust-target wasm-opt
 	@# The wasm modules and the host test binaries build side by side: both have long
-	@# single-threaded stretches (LTO, the largest crates), so two cores stay busy.
-	@$(MAKE) --no-print-directory build wasm-crypto-tests & wasm=$$!; status=0; \
-		cargo test --workspace --no-run || status=$$?; wait $$wasm || status=$$?; exit $$status
+	@# single-threaded stretches (LTO, the largest crates), so two cores stay busy. Envoy, the
+	@# Debian tools and the schema packages, mostly downloads, install meanwhile.
+	@$(MAKE) --no-print-directory envoy docker-registry redis istio-models & tools=$$!; \
+		$(MAKE) --no-print-directory build wasm-crypto-tests & wasm=$$!; status=0; \
+		cargo test --workspace --no-run || status=$$?; wait $$wasm || status=$$?; \
+		wait $$tools || status=$$?; exit $$status
 	cargo test --workspace
 	@$(MAKE) --no-print-directory istio-validate
 	@# The RSA arithmetic has a SIMD path that exists only in wasm: its tests, Wycheproof's vectors
