@@ -39,8 +39,10 @@ def build_only_names():
     def is_proc_macro(package_id):
         return any("proc-macro" in target["kind"] for target in packages[package_id]["targets"])
 
-    # What the tests and binaries link: normal and dev edges from the members, not into proc macros.
-    linked, stack = set(), list(metadata["workspace_members"])
+    # What the tests and binaries link: normal and dev edges from the members, not into proc macros
+    # (sdk-ext-derive is a member, and only the compiler runs it).
+    linked = set()
+    stack = [member for member in metadata["workspace_members"] if not is_proc_macro(member)]
     while stack:
         package_id = stack.pop()
         if package_id in linked:

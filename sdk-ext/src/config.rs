@@ -1,10 +1,10 @@
-//! Typed filter configuration: JSON bytes → serde type → validated config, with every error
+//! Typed filter configuration: JSON bytes → [`FromJson`] type → validated config, with every error
 //! naming the field path (`providers.jwt.issuer`, `rules[2].match.prefix`).
 
-use serde::de::DeserializeOwned;
 use std::fmt;
 
-mod de;
+pub mod json;
+pub use json::FromJson;
 
 /// A configuration error: where it is (a dotted field path) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub trait Validate {
 /// be an object, no object in it may repeat a key (serde keeps the last of two map entries: two
 /// providers of one name), and a struct at any depth must be an object (serde would read an
 /// array as its fields in order).
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+pub fn parse<T: FromJson>(bytes: &[u8]) -> Result<T, ConfigError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -85,125 +85,25 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
             ))
         }
     }
-    check_unique_keys(bytes)?;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = de::deserialize(&mut deserializer)
-        .map_err(|(path, error)| ConfigError::new(path, error.to_string()))?;
-    deserializer
-        .end()
-        .map_err(|error| ConfigError::new("", error.to_string()))?;
-    Ok(value)
+    let json = json::Json::parse(bytes).map_err(|(path, reason)| ConfigError::new(path, reason))?;
+    read(json)
 }
 
-/// Fails on the first object that repeats a key, naming the key's path. Syntax errors are left
-/// to the typed parse, which reports them with its own path.
-fn check_unique_keys(bytes: &[u8]) -> Result<(), ConfigError> {
-    use serde::de::DeserializeSeed;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let mut duplicate = None;
-    let walk = UniqueKeys {
-        path: String::new(),
-        duplicate: &mut duplicate,
-        depth: 0,
-    };
-    let _ = walk.deserialize(&mut deserializer);
-    match duplicate {
-        Some(path) => Err(ConfigError::new(path, "duplicate key")),
-        None => Ok(()),
-    }
+/// Reads a `T` from JSON text of any shape (parts of a configuration, in tests).
+pub fn read_str<T: FromJson>(text: &str) -> Result<T, ConfigError> {
+    let json = json::Json::parse(text.as_bytes())
+        .map_err(|(path, reason)| ConfigError::new(path, reason))?;
+    read(json)
 }
 
-/// Walks a JSON value, recording the path of the first repeated object key.
-struct UniqueKeys<'a> {
-    path: String,
-    duplicate: &'a mut Option<String>,
-    depth: usize,
-}
-
-/// serde_json refuses nesting deeper than 128 itself; this bound keeps the walk's own stack
-/// small whatever the input.
-const MAX_DEPTH: usize = 128;
-
-impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for UniqueKeys<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.depth >= MAX_DEPTH {
-            return Err(serde::de::Error::custom("nested too deeply"));
-        }
-        let mut index = 0usize;
-        loop {
-            let item = UniqueKeys {
-                path: format!("{}[{index}]", self.path),
-                duplicate: &mut *self.duplicate,
-                depth: self.depth + 1,
-            };
-            if seq.next_element_seed(item)?.is_none() {
-                return Ok(());
-            }
-            if self.duplicate.is_some() {
-                return Err(serde::de::Error::custom("duplicate key"));
-            }
-            index += 1;
-        }
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if self.depth >= MAX_DEPTH {
-            return Err(serde::de::Error::custom("nested too deeply"));
-        }
-        let mut keys = std::collections::BTreeSet::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let path = join_path(&self.path, &key);
-            if !keys.insert(key.into_owned()) {
-                *self.duplicate = Some(path);
-                return Err(serde::de::Error::custom("duplicate key"));
-            }
-            map.next_value_seed(UniqueKeys {
-                path,
-                duplicate: &mut *self.duplicate,
-                depth: self.depth + 1,
-            })?;
-            if self.duplicate.is_some() {
-                return Err(serde::de::Error::custom("duplicate key"));
-            }
-        }
-        Ok(())
-    }
+/// Reads a `T` from a parsed document, or from a `serde_json::Value` (`.into()`).
+pub fn read<T: FromJson>(json: json::Json) -> Result<T, ConfigError> {
+    let mut path = String::new();
+    T::from_json(json, &mut path).map_err(|reason| ConfigError::new(path, reason))
 }
 
 /// Parses and validates configuration bytes in one step.
-pub fn load<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T::Validated, ConfigError> {
+pub fn load<T: FromJson + Validate>(bytes: &[u8]) -> Result<T::Validated, ConfigError> {
     parse::<T>(bytes)
         .map_err(|error| name_unsupported(error, T::UNSUPPORTED_NATIVE_FIELDS))?
         .validate()
@@ -244,7 +144,8 @@ fn unknown_name(reason: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
-/// Whether a field path (`rules[2].requires.x`) matches a pattern (`rules.*.requires.x`).
+/// Whether a field path (`rules[2].requires.x`) matches a pattern (`rules.*.requires.x`); a
+/// leading `**` stands for any number of segments (`**.condition`: a `condition` at any depth).
 fn path_matches(pattern: &str, path: &str) -> bool {
     let segments = |text: &str| -> Vec<String> {
         text.replace('[', ".[")
@@ -254,11 +155,21 @@ fn path_matches(pattern: &str, path: &str) -> bool {
             .collect()
     };
     let (pattern, path) = (segments(pattern), segments(path));
-    pattern.len() == path.len()
-        && pattern
-            .iter()
-            .zip(&path)
-            .all(|(want, got)| want == "*" || want == got)
+    let same = |pattern: &[String], path: &[String]| {
+        pattern.len() == path.len()
+            && pattern
+                .iter()
+                .zip(path)
+                .all(|(want, got)| want == "*" || want == got)
+    };
+    match pattern.split_first() {
+        Some((first, rest)) if first == "**" => path
+            .len()
+            .checked_sub(rest.len())
+            .and_then(|start| path.get(start..))
+            .is_some_and(|tail| same(rest, tail)),
+        _ => same(&pattern, &path),
+    }
 }
 
 /// Validates each item of a list, naming the failing index in the path.
@@ -277,16 +188,15 @@ pub fn validate_each<T, U>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
 
-    #[derive(Deserialize, Debug)]
+    #[derive(FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     struct Outer {
         #[serde(default)]
         items: Vec<Inner>,
     }
 
-    #[derive(Deserialize, Debug)]
+    #[derive(FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     struct Inner {
         name: String,
@@ -393,7 +303,7 @@ mod tests {
         assert_eq!(join_path("list", "[2].x"), "list[2].x");
     }
 
-    #[derive(Deserialize, Debug)]
+    #[derive(FromJson, Debug)]
     #[serde(deny_unknown_fields)]
     struct Twin {
         #[serde(default)]
@@ -402,7 +312,7 @@ mod tests {
         action: Option<Action>,
     }
 
-    #[derive(Deserialize, Debug)]
+    #[derive(FromJson, Debug)]
     #[serde(rename_all = "snake_case", deny_unknown_fields)]
     enum Action {
         Keep {},
@@ -450,7 +360,7 @@ mod tests {
         assert!(err.reason.starts_with("unknown variant"), "{err}");
     }
 
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(FromJson, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
     struct Shapes {
         #[serde(default)]
@@ -467,7 +377,7 @@ mod tests {
         wrapped: Option<Wrapped>,
     }
 
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(FromJson, Debug, PartialEq)]
     #[serde(rename_all = "snake_case", deny_unknown_fields)]
     enum Kind {
         Plain,
@@ -476,17 +386,17 @@ mod tests {
         Pair { left: u32, right: Inner },
     }
 
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(FromJson, Debug, PartialEq)]
     struct Wrapped(Inner);
 
-    /// A proto enum read by hand with `deserialize_any`, by name or number.
+    /// A proto enum read by hand, by name or number.
     #[derive(Debug, PartialEq, Clone, Copy)]
     struct Denominator(u32);
 
-    impl<'de> Deserialize<'de> for Denominator {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            crate::proto::deserialize_enum(
-                deserializer,
+    impl FromJson for Denominator {
+        fn from_json(value: json::Json, _path: &mut String) -> Result<Self, String> {
+            json::proto_enum(
+                value,
                 &[
                     ("HUNDRED", Denominator(100)),
                     ("MILLION", Denominator(1_000_000)),
@@ -645,6 +555,217 @@ mod tests {
             assert_eq!(err.path, *path, "{}", String::from_utf8_lossy(bytes));
             assert!(err.reason.contains(reason), "{}", err.reason);
         }
+    }
+
+    #[derive(FromJson, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Scalars {
+        #[serde(default)]
+        small: Option<u8>,
+        #[serde(default)]
+        count: Option<u32>,
+        #[serde(default)]
+        offset: Option<i32>,
+        #[serde(default)]
+        ratio: Option<f64>,
+        #[serde(default)]
+        flag: Option<bool>,
+        #[serde(default = "seven")]
+        seven: u64,
+        #[serde(default, deserialize_with = "upper")]
+        upper: String,
+        required: String,
+    }
+
+    fn seven() -> u64 {
+        7
+    }
+
+    fn upper(value: json::Json, _path: &mut String) -> Result<String, String> {
+        match value {
+            json::Json::Str(text) => Ok(text.to_uppercase()),
+            other => Err(json::invalid_type(&other, "a string to upper-case")),
+        }
+    }
+
+    /// Lenient about unknown keys, as serde is without `deny_unknown_fields`.
+    #[derive(FromJson, Debug, PartialEq)]
+    struct Lenient {
+        #[serde(default)]
+        kept: u32,
+    }
+
+    #[test]
+    fn scalars_take_their_range_and_type_only() {
+        let read = |json: &str| read_str::<Scalars>(json);
+        let ok = read(
+            r#"{"small": 255, "count": 4294967295, "offset": -2147483648, "ratio": 2,
+                "flag": false, "upper": "ab", "required": ""}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ok,
+            Scalars {
+                small: Some(255),
+                count: Some(u32::MAX),
+                offset: Some(i32::MIN),
+                ratio: Some(2.0),
+                flag: Some(false),
+                seven: 7,
+                upper: "AB".to_string(),
+                required: String::new(),
+            }
+        );
+        // null is unset, as proto3 JSON has it.
+        let nulls = read(r#"{"small": null, "count": null, "required": "r"}"#).unwrap();
+        assert_eq!((nulls.small, nulls.count), (None, None));
+        let cases = [
+            (
+                r#"{"small": 256}"#,
+                "small",
+                "invalid value: integer `256`, expected u8",
+            ),
+            (
+                r#"{"count": -1}"#,
+                "count",
+                "invalid value: integer `-1`, expected u32",
+            ),
+            (
+                r#"{"count": 4294967296}"#,
+                "count",
+                "invalid value: integer `4294967296`, expected u32",
+            ),
+            (
+                r#"{"offset": 2147483648}"#,
+                "offset",
+                "invalid value: integer `2147483648`, expected i32",
+            ),
+            (
+                r#"{"count": 1.5}"#,
+                "count",
+                "invalid type: a number with a fraction or exponent, expected u32",
+            ),
+            (
+                r#"{"count": 1e2}"#,
+                "count",
+                "invalid type: a number with a fraction or exponent, expected u32",
+            ),
+            (
+                r#"{"count": "1"}"#,
+                "count",
+                "invalid type: string \"1\", expected u32",
+            ),
+            (
+                r#"{"ratio": "1"}"#,
+                "ratio",
+                "invalid type: string \"1\", expected f64",
+            ),
+            (
+                r#"{"flag": 1}"#,
+                "flag",
+                "invalid type: integer `1`, expected a boolean",
+            ),
+            (
+                r#"{"upper": 1}"#,
+                "upper",
+                "invalid type: integer `1`, expected a string to upper-case",
+            ),
+            (
+                r#"{"required": null}"#,
+                "required",
+                "invalid type: null, expected a string",
+            ),
+            (r#"{}"#, "", "missing field `required`"),
+            (
+                r#"{"required": "r", "extra": 1}"#,
+                "extra",
+                "unknown field `extra`, expected one of `small`, `count`",
+            ),
+        ];
+        for (json, path, reason) in cases {
+            let error = read(json).unwrap_err();
+            assert_eq!(error.path, path, "{json}: {error}");
+            assert!(error.reason.starts_with(reason), "{json}: {error}");
+        }
+        // Without deny_unknown_fields an unknown key is skipped, whatever it holds.
+        assert_eq!(
+            read_str::<Lenient>(r#"{"kept": 1, "other": [{"a": 1}]}"#).unwrap(),
+            Lenient { kept: 1 }
+        );
+        // The root itself: only an object is a configuration, any value a part of one.
+        assert_eq!(read_str::<u32>("5").unwrap(), 5);
+        assert_eq!(read_str::<Vec<u8>>("[1, 2]").unwrap(), vec![1, 2]);
+        assert_eq!(read_str::<Vec<u8>>("[1, 256]").unwrap_err().path, "[1]");
+    }
+
+    #[test]
+    fn enum_shapes_that_do_not_fit_are_refused_at_the_variant() {
+        let cases: &[(&[u8], &str, &str)] = &[
+            // A unit variant takes no content but null.
+            (
+                br#"{"kinds": [{"plain": 1}]}"#,
+                "kinds[0].plain",
+                "invalid type: integer `1`, expected unit variant",
+            ),
+            (br#"{"kinds": [{"plain": null}]}"#, "", ""),
+            // A newtype or struct variant needs its content.
+            (
+                br#"{"kinds": ["text"]}"#,
+                "kinds[0].text",
+                "expected newtype variant",
+            ),
+            (
+                br#"{"kinds": ["pair"]}"#,
+                "kinds[0].pair",
+                "expected struct variant Kind::Pair",
+            ),
+            (
+                br#"{"kinds": [{"text": "a", "plain": null}]}"#,
+                "kinds[0]",
+                "expected map with a single key",
+            ),
+            (
+                br#"{"kinds": [{}]}"#,
+                "kinds[0]",
+                "expected map with a single key",
+            ),
+            (
+                br#"{"kinds": [3]}"#,
+                "kinds[0]",
+                "invalid type: integer `3`, expected enum Kind",
+            ),
+        ];
+        for (bytes, path, reason) in cases {
+            let result = parse::<Shapes>(bytes);
+            if reason.is_empty() {
+                assert!(result.is_ok(), "{:?}", result.err());
+                continue;
+            }
+            let error = result.unwrap_err();
+            assert_eq!(
+                error.path,
+                *path,
+                "{}: {error}",
+                String::from_utf8_lossy(bytes)
+            );
+            assert!(error.reason.contains(reason), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_document_written_back_keeps_its_order_and_values() {
+        let text = r#"{"z":1,"a":[-1,2.5,"x",null,true,{"k":{}}],"m":"\u00e9"}"#;
+        let json = json::Json::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&json).unwrap(),
+            r#"{"z":1,"a":[-1,2.5,"x",null,true,{"k":{}}],"m":"é"}"#
+        );
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(json::Json::from(value.clone()), {
+            // serde_json's map sorts its keys; the tree from a Value has them in that order.
+            let sorted = serde_json::to_string(&value).unwrap();
+            json::Json::parse(sorted.as_bytes()).unwrap()
+        });
     }
 
     #[test]

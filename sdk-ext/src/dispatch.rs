@@ -7,12 +7,11 @@
 //! with its own configured filters; each stream runs one per-request filter per position.
 
 use crate::callout::CallResponse;
-use crate::config::{parse, ConfigError};
+use crate::config::{parse, ConfigError, FromJson};
 use crate::cx::{Cx, Effects, HttpCx, RootCx};
 use crate::filter::{Action, AnyRoot, Factory, HttpFilter};
 use crate::grpc::{GrpcResponse, GRPC_OK};
 use crate::host::{BufferType, Host, StreamType};
-use serde::Deserialize;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -178,18 +177,18 @@ pub struct Dispatcher {
 }
 
 /// The chain's configuration.
-#[derive(Deserialize)]
+#[derive(FromJson)]
 #[serde(deny_unknown_fields)]
 struct ChainConfig {
     filters: Vec<ChainEntry>,
 }
 
-#[derive(Deserialize)]
+#[derive(FromJson)]
 #[serde(deny_unknown_fields)]
 struct ChainEntry {
     name: String,
     #[serde(default)]
-    config: Option<serde_json::Value>,
+    config: Option<crate::config::json::Json>,
 }
 
 fn step_position(direction: StreamType, filters: usize, step: usize) -> usize {
@@ -236,7 +235,7 @@ type ChainEntryBytes<'a> = (Factory, std::borrow::Cow<'a, [u8]>, String);
 
 /// Reads a chain configuration into its filters' entries. Only [`Dispatcher::new`] names it, so
 /// a standalone module (built by [`Dispatcher::standalone`]) links none of the chain's config
-/// code (its serde types, `serde_json::Value` and its serializer).
+/// code (its config types and the JSON writer).
 type ChainEntries =
     for<'a> fn(&'static [Factory], &'a [u8]) -> Result<Vec<ChainEntryBytes<'a>>, ConfigError>;
 
@@ -266,7 +265,7 @@ fn chain_entries<'a>(
         };
         let config = entry
             .config
-            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+            .unwrap_or(crate::config::json::Json::Obj(Vec::new()));
         let config = serde_json::to_vec(&config).map_err(|error| {
             ConfigError::new(format!("filters[{index}].config"), error.to_string())
         })?;

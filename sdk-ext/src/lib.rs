@@ -7,6 +7,9 @@
 //! trap. Modules are exported in one place ([`export_standalone!`], [`export_chain!`]), so any set
 //! of filters links into one module.
 
+// `#[derive(FromJson)]` names `::sdk_ext`, also inside this crate.
+extern crate self as sdk_ext;
+
 mod abi;
 pub mod body;
 pub mod callout;

@@ -9,14 +9,13 @@
 //! whole `:path`; a regex must match the entire path; `case_sensitive` (default true) applies to
 //! `prefix`, `path` and `path_separated_prefix`.
 
-use crate::config::{validate_each, ConfigError};
+use crate::config::{validate_each, ConfigError, FromJson};
 use crate::validate::{header_name, Pseudo};
 use regex_lite::Regex;
-use serde::Deserialize;
 use std::borrow::Cow;
 
 /// `RouteMatch` as configured.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatchConfig {
@@ -41,7 +40,7 @@ pub struct RouteMatchConfig {
 }
 
 /// `type.matcher.v3.RegexMatcher`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegexConfig {
@@ -50,7 +49,7 @@ pub struct RegexConfig {
 }
 
 /// `config.route.v3.HeaderMatcher`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatcherConfig {
@@ -86,7 +85,7 @@ pub struct HeaderMatcherConfig {
 }
 
 /// `type.matcher.v3.StringMatcher`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StringMatcherConfig {
@@ -483,7 +482,7 @@ mod tests {
     }
 
     fn compile(json: serde_json::Value) -> Result<RouteMatch, ConfigError> {
-        serde_json::from_value::<RouteMatchConfig>(json)
+        crate::config::read::<RouteMatchConfig>(crate::config::json::Json::from(json))
             .unwrap()
             .compile()
     }
@@ -543,7 +542,7 @@ mod tests {
     #[test]
     fn a_repeated_header_matches_value_by_value_then_inverts() {
         let matcher = |json: serde_json::Value| {
-            serde_json::from_value::<HeaderMatcherConfig>(json)
+            crate::config::read::<HeaderMatcherConfig>(crate::config::json::Json::from(json))
                 .unwrap()
                 .compile()
                 .unwrap()

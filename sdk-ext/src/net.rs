@@ -9,13 +9,12 @@
 //! an IPv6 address, IPv4-mapped or not), bits past `prefix_len` are ignored, and an unset
 //! `prefix_len` is 0 (every address of the family).
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, FromJson};
 use ipnet::IpNet;
-use serde::Deserialize;
 use std::net::IpAddr;
 
 /// `config.core.v3.CidrRange` as configured.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CidrRangeConfig {

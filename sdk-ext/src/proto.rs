@@ -1,8 +1,8 @@
 //! Envoy's common proto3 types as they appear in JSON configuration, for filters whose config
 //! mirrors a native one: `google.protobuf.Duration` (`"1.5s"`), `type.v3.FractionalPercent`,
 //! `config.core.v3.RuntimeFractionalPercent`, `config.core.v3.HeaderValueOption`,
-//! `type.v3.HttpStatus` and `type.v3.TokenBucket`, and [`deserialize_enum`] for proto enums given
-//! by name or number. Rate-limit actions and descriptors are in [`ratelimit`](crate::ratelimit).
+//! `type.v3.HttpStatus` and `type.v3.TokenBucket`, and [`proto_enum`](crate::config::json::proto_enum) for proto
+//! enums given by name or number. Rate-limit actions and descriptors are in [`ratelimit`](crate::ratelimit).
 //!
 //! ```json
 //! {"fill_interval": "0.5s",
@@ -10,52 +10,9 @@
 //!  "response_headers_to_add": [{"header": {"key": "x-a", "value": "1"}, "append_action": "ADD_IF_ABSENT"}]}
 //! ```
 
-use crate::config::ConfigError;
-use serde::de::{self, Deserializer, Visitor};
-use serde::Deserialize;
-use std::fmt;
+use crate::config::json::{invalid_type, Json};
+use crate::config::{ConfigError, FromJson};
 use std::time::Duration;
-
-/// Deserializes a proto enum given by name (`"MILLION"`) or by number (`2`), as proto3 JSON
-/// allows. `names` lists the values in proto number order; `expecting` completes "invalid value:
-/// ..., expected" in the error.
-pub fn deserialize_enum<'de, D: Deserializer<'de>, T: Copy>(
-    deserializer: D,
-    names: &'static [(&'static str, T)],
-    expecting: &'static str,
-) -> Result<T, D::Error> {
-    struct EnumVisitor<T: 'static> {
-        names: &'static [(&'static str, T)],
-        expecting: &'static str,
-    }
-    impl<T: Copy> Visitor<'_> for EnumVisitor<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.expecting)
-        }
-        fn visit_str<E: de::Error>(self, name: &str) -> Result<T, E> {
-            self.names
-                .iter()
-                .find(|(known, _)| *known == name)
-                .map(|&(_, value)| value)
-                .ok_or_else(|| E::invalid_value(de::Unexpected::Str(name), &self))
-        }
-        fn visit_u64<E: de::Error>(self, number: u64) -> Result<T, E> {
-            usize::try_from(number)
-                .ok()
-                .and_then(|index| self.names.get(index))
-                .map(|&(_, value)| value)
-                .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(number), &self))
-        }
-        fn visit_i64<E: de::Error>(self, number: i64) -> Result<T, E> {
-            match u64::try_from(number) {
-                Ok(number) => self.visit_u64(number),
-                Err(_) => Err(E::invalid_value(de::Unexpected::Signed(number), &self)),
-            }
-        }
-    }
-    deserializer.deserialize_any(EnumVisitor { names, expecting })
-}
 
 /// A `google.protobuf.Duration` in its JSON form: decimal seconds with an `s` suffix, up to nine
 /// fractional digits (`"1s"`, `"0.050s"`, `"3600s"`). Negative durations are rejected.
@@ -99,19 +56,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::new(seconds, nanos))
 }
 
-impl<'de> Deserialize<'de> for ProtoDuration {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-        impl Visitor<'_> for DurationVisitor {
-            type Value = ProtoDuration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration string like \"1s\" or \"0.5s\"")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<ProtoDuration, E> {
-                parse_duration(text).map(ProtoDuration).map_err(E::custom)
-            }
+impl FromJson for ProtoDuration {
+    fn from_json(value: Json, _path: &mut String) -> Result<Self, String> {
+        match value {
+            Json::Str(text) => parse_duration(&text).map(ProtoDuration),
+            other => Err(invalid_type(
+                &other,
+                "a duration string like \"1s\" or \"0.5s\"",
+            )),
         }
-        deserializer.deserialize_str(DurationVisitor)
     }
 }
 
@@ -138,10 +91,10 @@ impl Denominator {
     }
 }
 
-impl<'de> Deserialize<'de> for Denominator {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_enum(
-            deserializer,
+impl FromJson for Denominator {
+    fn from_json(value: Json, _path: &mut String) -> Result<Self, String> {
+        crate::config::json::proto_enum(
+            value,
             &[
                 ("HUNDRED", Denominator::Hundred),
                 ("TEN_THOUSAND", Denominator::TenThousand),
@@ -154,7 +107,7 @@ impl<'de> Deserialize<'de> for Denominator {
 
 /// `type.v3.FractionalPercent`: `numerator` out of `denominator` (default `HUNDRED`). A numerator
 /// above the denominator means 100%, as in Envoy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FractionalPercent {
@@ -227,7 +180,7 @@ impl FractionalPercent {
 
 /// `config.core.v3.RuntimeFractionalPercent`. A wasm filter cannot read Envoy's runtime, so
 /// `runtime_key` is accepted for compatibility and only `default_value` applies.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeFractionalPercent {
@@ -240,7 +193,7 @@ pub struct RuntimeFractionalPercent {
 }
 
 /// `type.v3.HttpStatus`.
-#[derive(Deserialize, Debug, Clone, Copy)]
+#[derive(FromJson, Debug, Clone, Copy)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpStatus {
@@ -263,7 +216,7 @@ impl HttpStatus {
 }
 
 /// `type.v3.TokenBucket`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenBucketConfig {
@@ -311,7 +264,7 @@ impl TokenBucketConfig {
 /// `config.core.v3.HeaderValueOption`: a header to add, and what to do when it exists.
 /// [`crate::validate`] checks the name and value; [`HeaderValueOption::action`] resolves the
 /// action, and [`Headers::apply`](crate::headers::Headers::apply) performs it.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValueOption {
@@ -329,7 +282,7 @@ pub struct HeaderValueOption {
 }
 
 /// `config.core.v3.HeaderValue`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValue {
@@ -400,10 +353,10 @@ impl AppendAction {
     }
 }
 
-impl<'de> Deserialize<'de> for AppendAction {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_enum(
-            deserializer,
+impl FromJson for AppendAction {
+    fn from_json(value: Json, _path: &mut String) -> Result<Self, String> {
+        crate::config::json::proto_enum(
+            value,
             &[
                 ("APPEND_IF_EXISTS_OR_ADD", AppendAction::AppendIfExistsOrAdd),
                 ("ADD_IF_ABSENT", AppendAction::AddIfAbsent),
@@ -416,7 +369,7 @@ impl<'de> Deserialize<'de> for AppendAction {
 }
 
 /// `config.core.v3.HttpUri`: where a filter's callouts go.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpUri {
@@ -482,7 +435,7 @@ impl CalloutTarget {
 
 /// `config.core.v3.DataSource`, in the inline forms a wasm VM can read (it has no file system):
 /// `inline_string`, or `inline_bytes` (proto3 JSON `bytes`: base64).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
@@ -582,26 +535,26 @@ mod tests {
         assert!(parse_duration("99999999999999999999s")
             .unwrap_err()
             .contains("too large"));
-        let parsed: ProtoDuration = serde_json::from_str("\"0.25s\"").unwrap();
+        let parsed: ProtoDuration = crate::config::read_str("\"0.25s\"").unwrap();
         assert_eq!(parsed.0, Duration::from_millis(250));
-        assert!(serde_json::from_str::<ProtoDuration>("5").is_err());
+        assert!(crate::config::read_str::<ProtoDuration>("5").is_err());
     }
 
     #[test]
     fn fractional_percents_parse_by_name_or_number() {
         let percent: FractionalPercent =
-            serde_json::from_str(r#"{"numerator": 5, "denominator": "TEN_THOUSAND"}"#).unwrap();
+            crate::config::read_str(r#"{"numerator": 5, "denominator": "TEN_THOUSAND"}"#).unwrap();
         assert_eq!(percent.denominator.value(), 10_000);
         let percent: FractionalPercent =
-            serde_json::from_str(r#"{"numerator": 5, "denominator": 2}"#).unwrap();
+            crate::config::read_str(r#"{"numerator": 5, "denominator": 2}"#).unwrap();
         assert_eq!(percent.denominator, Denominator::Million);
-        let percent: FractionalPercent = serde_json::from_str(r#"{"numerator": 7}"#).unwrap();
+        let percent: FractionalPercent = crate::config::read_str(r#"{"numerator": 7}"#).unwrap();
         assert_eq!(percent.denominator, Denominator::Hundred);
         assert!(
-            serde_json::from_str::<FractionalPercent>(r#"{"denominator": "THOUSAND"}"#).is_err()
+            crate::config::read_str::<FractionalPercent>(r#"{"denominator": "THOUSAND"}"#).is_err()
         );
-        assert!(serde_json::from_str::<FractionalPercent>(r#"{"denominator": 3}"#).is_err());
-        let runtime: RuntimeFractionalPercent = serde_json::from_str(
+        assert!(crate::config::read_str::<FractionalPercent>(r#"{"denominator": 3}"#).is_err());
+        let runtime: RuntimeFractionalPercent = crate::config::read_str(
             r#"{"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "k"}"#,
         )
         .unwrap();
@@ -638,13 +591,12 @@ mod tests {
             Blue,
         }
         let parse = |json: &str| {
-            let mut deserializer = serde_json::Deserializer::from_str(json);
-            deserialize_enum(
-                &mut deserializer,
+            let value = Json::parse(json.as_bytes()).unwrap();
+            crate::config::json::proto_enum(
+                value,
                 &[("RED", Color::Red), ("BLUE", Color::Blue)],
                 "RED or BLUE (or 0-1)",
             )
-            .map_err(|e| e.to_string())
         };
         assert_eq!(parse(r#""BLUE""#), Ok(Color::Blue));
         assert_eq!(parse("0"), Ok(Color::Red));
@@ -663,7 +615,7 @@ mod tests {
 
     #[test]
     fn header_value_options_resolve_their_action() {
-        let option = |json: &str| serde_json::from_str::<HeaderValueOption>(json);
+        let option = |json: &str| crate::config::read_str::<HeaderValueOption>(json);
         let action = |json: &str| option(json).unwrap().action();
         let header = r#""header": {"key": "x-a", "value": "1"}"#;
         assert_eq!(
@@ -715,7 +667,7 @@ mod tests {
             assert!(error.reason.contains("not an HTTP status code"), "{error}");
         }
         let bucket = |json: &str| {
-            serde_json::from_str::<TokenBucketConfig>(json)
+            crate::config::read_str::<TokenBucketConfig>(json)
                 .unwrap()
                 .checked(Duration::from_millis(50))
         };
@@ -749,7 +701,7 @@ mod tests {
             assert_eq!(error.path, path, "{json}");
             assert!(error.reason.contains(reason), "{json}: {error}");
         }
-        assert!(serde_json::from_str::<TokenBucketConfig>(
+        assert!(crate::config::read_str::<TokenBucketConfig>(
             r#"{"max_tokens": 1, "fill_interval": "1s", "x": 1}"#
         )
         .is_err());
@@ -786,9 +738,9 @@ mod tests {
     #[test]
     fn an_http_uri_needs_a_cluster_and_a_timeout_a_host_can_keep() {
         let uri = |uri: &str, cluster: &str, timeout: &str| {
-            serde_json::from_value::<HttpUri>(serde_json::json!({
+            crate::config::read::<HttpUri>(crate::config::json::Json::from(serde_json::json!({
                 "uri": uri, "cluster": cluster, "timeout": timeout
-            }))
+            })))
             .unwrap()
             .validate()
         };
@@ -823,8 +775,11 @@ mod tests {
 
     #[test]
     fn a_data_source_is_one_inline_text_or_base64_of_it() {
-        let source =
-            |json: serde_json::Value| serde_json::from_value::<DataSource>(json).unwrap().text();
+        let source = |json: serde_json::Value| {
+            crate::config::read::<DataSource>(crate::config::json::Json::from(json))
+                .unwrap()
+                .text()
+        };
         assert_eq!(
             source(serde_json::json!({"inline_string": "keys"})),
             Ok(("inline_string", "keys".to_string()))

@@ -10,16 +10,16 @@
 //!
 //! A wasm filter sees no route configuration, so each entry carries its own route `match`.
 
-use crate::config::{validate_each, ConfigError};
+use crate::config::json::{proto_enum, Json};
+use crate::config::{validate_each, ConfigError, FromJson};
 use crate::headers::Headers;
 use crate::matcher::{
     HeaderMatcher, HeaderMatcherConfig, RequestView, RouteMatch, RouteMatchConfig,
 };
 use crate::properties::address_without_port;
-use crate::proto::{deserialize_enum, TokenBucketConfig};
+use crate::proto::TokenBucketConfig;
 use crate::validate::{header_name, Pseudo};
 use crate::HttpCx;
-use serde::{Deserialize, Deserializer};
 use std::borrow::Cow;
 
 /// A filter's `UNSUPPORTED_NATIVE_FIELDS` (see [`crate::config::Validate`]): the fields given,
@@ -49,7 +49,7 @@ macro_rules! with_rate_limits_unsupported {
 }
 
 /// `common.ratelimit.v3.LocalRateLimitDescriptor`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DescriptorConfig {
@@ -60,7 +60,7 @@ pub struct DescriptorConfig {
 }
 
 /// `common.ratelimit.v3.RateLimitDescriptor.Entry`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EntryConfig {
@@ -72,7 +72,7 @@ pub struct EntryConfig {
 }
 
 /// `config.route.v3.RateLimit`, with a route match because a wasm filter sees no route config.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitEntryConfig {
@@ -84,7 +84,7 @@ pub struct RateLimitEntryConfig {
 }
 
 /// `config.route.v3.RateLimit.Action`: exactly one kind.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ActionConfig {
@@ -99,13 +99,13 @@ pub enum ActionConfig {
 }
 
 /// An action with no settings (`{}`).
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EmptyConfig {}
 
 /// `RateLimit.Action.RequestHeaders`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequestHeadersConfig {
@@ -119,7 +119,7 @@ pub struct RequestHeadersConfig {
 }
 
 /// `RateLimit.Action.GenericKey`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GenericKeyConfig {
@@ -131,7 +131,7 @@ pub struct GenericKeyConfig {
 }
 
 /// `RateLimit.Action.HeaderValueMatch`.
-#[derive(Deserialize, Debug, Clone)]
+#[derive(FromJson, Debug, Clone)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderValueMatchConfig {
@@ -157,10 +157,10 @@ pub enum XRateLimitHeaders {
     DraftVersion03,
 }
 
-impl<'de> Deserialize<'de> for XRateLimitHeaders {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_enum(
-            deserializer,
+impl FromJson for XRateLimitHeaders {
+    fn from_json(value: Json, _path: &mut String) -> Result<Self, String> {
+        proto_enum(
+            value,
             &[
                 ("OFF", XRateLimitHeaders::Off),
                 ("DRAFT_VERSION_03", XRateLimitHeaders::DraftVersion03),
@@ -425,7 +425,8 @@ mod tests {
     }
 
     fn compile(json: serde_json::Value) -> Result<Vec<Policy>, ConfigError> {
-        let entries: Vec<RateLimitEntryConfig> = serde_json::from_value(json).unwrap();
+        let entries: Vec<RateLimitEntryConfig> =
+            crate::config::read(crate::config::json::Json::from(json)).unwrap();
         validate_each("rate_limits", entries, RateLimitEntryConfig::compile)
     }
 
@@ -541,7 +542,7 @@ mod tests {
 
     #[test]
     fn x_ratelimit_headers_parse_by_name_or_number() {
-        let parse = |json: &str| serde_json::from_str::<XRateLimitHeaders>(json);
+        let parse = |json: &str| crate::config::read_str::<XRateLimitHeaders>(json);
         assert_eq!(
             parse("\"DRAFT_VERSION_03\"").unwrap(),
             XRateLimitHeaders::DraftVersion03

@@ -8,14 +8,13 @@
 )]
 
 use sdk_ext::callout::{CallResponse, HttpCall};
-use sdk_ext::config::{parse, ConfigError};
+use sdk_ext::config::{parse, ConfigError, FromJson};
 use sdk_ext::dispatch::Module;
 use sdk_ext::fake::FakeModule;
 use sdk_ext::filter::Factory;
 use sdk_ext::host::StreamType;
 use sdk_ext::stats::Counter;
 use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -38,7 +37,7 @@ fn take_trace() -> Vec<String> {
     TRACE.with(|t| std::mem::take(&mut *t.borrow_mut()))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(FromJson, Default)]
 #[serde(deny_unknown_fields)]
 struct ProbeConfig {
     id: String,

@@ -9,14 +9,13 @@
 )]
 
 use sdk_ext::callout::{CallResponse, HttpCall};
-use sdk_ext::config::{parse, ConfigError};
+use sdk_ext::config::{parse, ConfigError, FromJson};
 use sdk_ext::dispatch::Module;
 use sdk_ext::fake::FakeModule;
 use sdk_ext::filter::Factory;
 use sdk_ext::grpc::{GrpcCall, GrpcResponse, GRPC_UNAVAILABLE};
 use sdk_ext::host::StreamType;
 use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -33,7 +32,7 @@ fn take_trace() -> Vec<String> {
     TRACE.with(|t| std::mem::take(&mut *t.borrow_mut()))
 }
 
-#[derive(Deserialize)]
+#[derive(FromJson)]
 #[serde(deny_unknown_fields)]
 struct CheckConfig {
     cluster: String,

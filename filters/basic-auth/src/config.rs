@@ -2,14 +2,13 @@
 //! per-route config) and `stat_prefix`, validated once into the immutable [`Config`].
 
 use crate::htpasswd::Users;
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig};
 use sdk_ext::proto::DataSource;
 use sdk_ext::validate::{header_name, modifiable_header_name, Pseudo};
-use serde::Deserialize;
 
 /// The filter configuration, as `envoy.extensions.filters.http.basic_auth.v3.BasicAuth`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuthConfig {
@@ -33,7 +32,7 @@ pub struct BasicAuthConfig {
 }
 
 /// One entry of `rules`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {

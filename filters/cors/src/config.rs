@@ -1,13 +1,12 @@
 //! Configuration: a list of Envoy `CorsPolicy` messages, each scoped by a route match (a wasm
 //! filter has no per-route config), validated once into the immutable [`Config`].
 
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig, StringMatcher, StringMatcherConfig};
 use sdk_ext::validate::header_value;
-use serde::Deserialize;
 
 /// The filter configuration.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
@@ -19,7 +18,7 @@ pub struct CorsConfig {
 }
 
 /// One `envoy.extensions.filters.http.cors.v3.CorsPolicy` plus the requests it covers.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {

@@ -1,15 +1,14 @@
 //! Configuration: native ext_authz's JSON (`http_service` mode), rejecting unknown fields,
 //! validated once into the immutable [`Config`].
 
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{StringMatcher, StringMatcherConfig};
 use sdk_ext::proto::{HeaderValue, HttpStatus, HttpUri};
 use sdk_ext::validate::{header_name, header_value, Pseudo};
-use serde::Deserialize;
 use std::time::Duration;
 
 /// The filter configuration: `envoy.extensions.filters.http.ext_authz.v3.ExtAuthz`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtAuthzConfig {
@@ -37,7 +36,7 @@ pub struct ExtAuthzConfig {
 }
 
 /// `ext_authz.v3.HttpService`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpServiceConfig {
@@ -55,7 +54,7 @@ pub struct HttpServiceConfig {
 }
 
 /// `ext_authz.v3.AuthorizationRequest`.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationRequest {
@@ -69,7 +68,7 @@ pub struct AuthorizationRequest {
 }
 
 /// `ext_authz.v3.AuthorizationResponse`.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationResponse {
@@ -88,7 +87,7 @@ pub struct AuthorizationResponse {
 }
 
 /// `type.matcher.v3.ListStringMatcher`.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListStringMatcher {
@@ -98,7 +97,7 @@ pub struct ListStringMatcher {
 }
 
 /// `ext_authz.v3.BufferSettings`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BufferSettings {

@@ -2,15 +2,15 @@
 //! rejecting unknown fields, validated once into the immutable [`Config`].
 
 use crate::rls;
-use sdk_ext::config::{validate_each, ConfigError, Validate};
-use sdk_ext::proto::{deserialize_enum, HeaderValue, HttpStatus, ProtoDuration};
+use sdk_ext::config::json::{proto_enum, Json};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
+use sdk_ext::proto::{HeaderValue, HttpStatus, ProtoDuration};
 use sdk_ext::ratelimit::{Policy, RateLimitEntryConfig, XRateLimitHeaders};
 use sdk_ext::validate::{header_name, header_value, Pseudo};
-use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
 /// The filter configuration: `envoy.extensions.filters.http.ratelimit.v3.RateLimit`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GlobalRateLimitConfig {
@@ -51,7 +51,7 @@ pub struct GlobalRateLimitConfig {
 }
 
 /// `config.ratelimit.v3.RateLimitServiceConfig`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitServiceConfig {
@@ -68,7 +68,7 @@ pub struct RateLimitServiceConfig {
 }
 
 /// `config.core.v3.GrpcService`, Envoy gRPC only.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrpcServiceConfig {
@@ -85,7 +85,7 @@ pub struct GrpcServiceConfig {
 }
 
 /// `config.core.v3.GrpcService.EnvoyGrpc`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnvoyGrpcConfig {
@@ -106,10 +106,10 @@ pub enum ApiVersion {
     V3,
 }
 
-impl<'de> Deserialize<'de> for ApiVersion {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_enum(
-            deserializer,
+impl FromJson for ApiVersion {
+    fn from_json(value: Json, _path: &mut String) -> Result<Self, String> {
+        proto_enum(
+            value,
             &[
                 ("AUTO", ApiVersion::Auto),
                 ("V2", ApiVersion::V2),

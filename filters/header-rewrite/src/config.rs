@@ -1,13 +1,12 @@
 //! Configuration: Envoy's `header_mutation` filter config as JSON, validated into [`Config`].
 
 use crate::format::Template;
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::proto::{AppendAction, HeaderValueOption};
 use sdk_ext::validate::{header_name, header_value, modifiable_header_name, Pseudo};
-use serde::Deserialize;
 
 /// The filter configuration, as Envoy's `envoy.extensions.filters.http.header_mutation.v3.HeaderMutation`.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderRewriteConfig {
@@ -17,7 +16,7 @@ pub struct HeaderRewriteConfig {
 }
 
 /// `envoy.extensions.filters.http.header_mutation.v3.Mutations`.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Mutations {
@@ -36,7 +35,7 @@ pub struct Mutations {
 }
 
 /// `envoy.config.common.mutation_rules.v3.HeaderMutation`: exactly one of `append` or `remove`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum HeaderMutation {

@@ -1,15 +1,14 @@
 //! Configuration: JSON that rejects unknown fields, validated once into the immutable [`Config`].
 
 use crate::redact::{Pointer, Redaction, MAX_POINTERS};
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig};
-use serde::Deserialize;
 
 /// Default `max_body_bytes`: Envoy's default per-connection buffer limit (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// The filter configuration.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JsonRedactConfig {
@@ -35,7 +34,7 @@ fn default_stat_prefix() -> String {
 }
 
 /// Which bodies a rule rewrites.
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(FromJson, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -59,7 +58,7 @@ impl Direction {
 }
 
 /// What happens to a redacted field.
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(FromJson, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionConfig {
@@ -71,7 +70,7 @@ pub enum ActionConfig {
 }
 
 /// What happens to a response body over `max_body_bytes`.
-#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(FromJson, Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OverLimit {
@@ -83,7 +82,7 @@ pub enum OverLimit {
 }
 
 /// One entry of `rules`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {

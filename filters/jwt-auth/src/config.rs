@@ -1,17 +1,16 @@
 //! Configuration: Envoy's `jwt_authn` `JwtAuthentication` as JSON, validated into [`Config`].
 
 use crate::jwks::KeySet;
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig, StringMatcher, StringMatcherConfig};
 use sdk_ext::proto::{DataSource, HttpUri, ProtoDuration};
 use sdk_ext::validate::{self, Pseudo};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 /// `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthConfig {
@@ -33,7 +32,7 @@ pub struct JwtAuthConfig {
 }
 
 /// `JwtProvider`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
@@ -89,7 +88,7 @@ pub struct ProviderConfig {
 }
 
 /// `RemoteJwks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksConfig {
@@ -101,7 +100,7 @@ pub struct RemoteJwksConfig {
 }
 
 /// `JwtHeader`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtHeader {
@@ -113,7 +112,7 @@ pub struct JwtHeader {
 }
 
 /// `JwtClaimToHeader`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimToHeader {
@@ -124,7 +123,7 @@ pub struct ClaimToHeader {
 }
 
 /// `JwtCacheConfig`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtCacheConfig {
@@ -137,7 +136,7 @@ pub struct JwtCacheConfig {
 }
 
 /// `RequirementRule`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
@@ -150,7 +149,7 @@ pub struct RuleConfig {
 }
 
 /// `JwtRequirement`: at most one of the fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequirementConfig {
@@ -175,7 +174,7 @@ pub struct RequirementConfig {
 }
 
 /// `ProviderWithAudiences`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderAndAudiences {
@@ -187,7 +186,7 @@ pub struct ProviderAndAudiences {
 }
 
 /// `JwtRequirementOrList` / `JwtRequirementAndList`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RequirementList {
@@ -196,7 +195,7 @@ pub struct RequirementList {
 }
 
 /// `google.protobuf.Empty`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, FromJson)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}

@@ -5,14 +5,13 @@
 
 use crate::bucket::Bucket;
 use crate::runtime::{Config, HeaderAddition, Limit, StaticDescriptor, WildcardDescriptor};
-use sdk_ext::config::{validate_each, ConfigError, Validate};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::proto::{
     HeaderEdit, HeaderValueOption, HttpStatus, RuntimeFractionalPercent, Sampling,
     TokenBucketConfig,
 };
 use sdk_ext::ratelimit::{DescriptorConfig, RateLimitEntryConfig, XRateLimitHeaders};
 use sdk_ext::validate::{header_value, modifiable_header_name};
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Envoy's limit on `response_headers_to_add` and `request_headers_to_add_when_not_enforced`.
@@ -30,7 +29,7 @@ pub const MAX_WAYS: u32 = 16;
 const MIN_FILL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The filter configuration, as `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {

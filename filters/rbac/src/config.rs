@@ -2,16 +2,15 @@
 //! subset), plus `xff_num_trusted_hops`, validated once into the immutable [`Config`].
 
 use crate::engine::{Action, Engine, Permission, Policy, Principal};
-use sdk_ext::config::{parse, validate_each, ConfigError, Validate};
+use sdk_ext::config::json::{proto_enum, Json};
+use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{HeaderMatcher, HeaderMatcherConfig, StringMatcherConfig};
 use sdk_ext::net::CidrRangeConfig;
-use sdk_ext::proto::deserialize_enum;
-use serde::{Deserialize, Deserializer};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// The filter configuration, as native `RBAC`.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RbacConfig {
@@ -35,7 +34,7 @@ pub struct RbacConfig {
 }
 
 /// `config.rbac.v3.RBAC`: an action and named policies.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
@@ -52,9 +51,9 @@ pub struct RulesConfig {
     pub policies: BTreeMap<String, PolicyConfig>,
 }
 
-fn action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Action, D::Error> {
-    deserialize_enum(
-        deserializer,
+fn action(value: Json, _path: &mut String) -> Result<Action, String> {
+    proto_enum(
+        value,
         &[
             ("ALLOW", Action::Allow),
             ("DENY", Action::Deny),
@@ -65,7 +64,7 @@ fn action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Action, D::Error
 }
 
 /// `config.rbac.v3.Policy`: matches when any permission and any principal match.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -78,7 +77,7 @@ pub struct PolicyConfig {
 }
 
 /// `config.rbac.v3.Permission`: exactly one kind.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PermissionConfig {
@@ -112,7 +111,7 @@ pub struct PermissionConfig {
 }
 
 /// `config.rbac.v3.Permission.Set`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PermissionSet {
@@ -122,7 +121,7 @@ pub struct PermissionSet {
 }
 
 /// `config.rbac.v3.Principal`: exactly one kind.
-#[derive(Deserialize, Debug, Default)]
+#[derive(FromJson, Debug, Default)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalConfig {
@@ -153,7 +152,7 @@ pub struct PrincipalConfig {
 }
 
 /// `config.rbac.v3.Principal.Set`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalSet {
@@ -163,7 +162,7 @@ pub struct PrincipalSet {
 }
 
 /// `type.matcher.v3.PathMatcher`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathMatcherConfig {
@@ -172,7 +171,7 @@ pub struct PathMatcherConfig {
 }
 
 /// `type.v3.Int32Range`: `[start, end)`.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Int32Range {
@@ -183,29 +182,6 @@ pub struct Int32Range {
     #[serde(default)]
     pub end: i64,
 }
-
-/// Kinds and fields of the native filter that this one does not implement: naming one gives
-/// "not supported" rather than "unknown".
-pub const UNSUPPORTED_NATIVE_NAMES: &[&str] = &[
-    // RBAC
-    "matcher",
-    "shadow_matcher",
-    "track_per_rule_stats",
-    // RBAC.rules
-    "audit_logging_options",
-    // Policy
-    "condition",
-    "checked_condition",
-    // Permission
-    "metadata",
-    "sourced_metadata",
-    "requested_server_name",
-    "uri_template",
-    // Principal
-    "authenticated",
-    "source_ip",
-    "filter_state",
-];
 
 /// The validated configuration the filter runs with.
 #[derive(Debug)]
@@ -237,16 +213,35 @@ pub struct Needs {
     pub destination: bool,
 }
 
-/// Parses and validates configuration bytes; errors name the field path. The filter's reader
-/// ([`crate::parse`]); `sdk_ext::config::load::<RbacConfig>` reads the same through serde.
+/// Parses and validates configuration bytes; errors name the field path.
 pub fn load(bytes: &[u8]) -> Result<Config, ConfigError> {
-    // The dispatcher already parses a `Value` this way (chain configs): no new code.
-    let value: serde_json::Value = parse(bytes)?;
-    crate::parse::rbac_config(&value)?.validate()
+    sdk_ext::config::load::<RbacConfig>(bytes)
 }
 
 impl Validate for RbacConfig {
     type Validated = Config;
+    /// Kinds and fields of the native filter that this one does not implement; each name belongs
+    /// to one message, so it is matched at any depth.
+    const UNSUPPORTED_NATIVE_FIELDS: &'static [&'static str] = &[
+        // RBAC
+        "matcher",
+        "shadow_matcher",
+        "track_per_rule_stats",
+        // RBAC.rules
+        "**.audit_logging_options",
+        // Policy
+        "**.condition",
+        "**.checked_condition",
+        // Permission
+        "**.metadata",
+        "**.sourced_metadata",
+        "**.requested_server_name",
+        "**.uri_template",
+        // Principal
+        "**.authenticated",
+        "**.source_ip",
+        "**.filter_state",
+    ];
 
     fn validate(self) -> Result<Config, ConfigError> {
         for (field, prefix) in [

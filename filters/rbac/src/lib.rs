@@ -5,4 +5,3 @@
 pub mod config;
 pub mod engine;
 pub mod filter;
-pub mod parse;

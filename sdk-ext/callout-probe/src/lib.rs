@@ -1,14 +1,13 @@
 //! A test module: each request waits for a callout to `cluster` (see README.md).
 
 use sdk_ext::callout::{CallResponse, HttpCall};
-use sdk_ext::config::{parse, ConfigError};
+use sdk_ext::config::{parse, ConfigError, FromJson};
 use sdk_ext::grpc::{GrpcCall, GrpcResponse};
 use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
-use serde::Deserialize;
 use std::rc::Rc;
 use std::time::Duration;
 
-#[derive(Deserialize)]
+#[derive(FromJson)]
 #[serde(deny_unknown_fields)]
 struct Config {
     cluster: String,

@@ -1,12 +1,11 @@
 //! Configuration: JSON that rejects unknown fields, validated once into the immutable [`Config`].
 
-use sdk_ext::config::{ConfigError, Validate};
+use sdk_ext::config::{ConfigError, FromJson, Validate};
 use sdk_ext::proto::HeaderValue;
 use sdk_ext::validate::{header_name, header_value, modifiable_header_name, Pseudo};
-use serde::Deserialize;
 
 /// The filter configuration.
-#[derive(Deserialize, Debug)]
+#[derive(FromJson, Debug)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct {{Type}}Config {
