@@ -1,5 +1,5 @@
-//! Configuration JSON in two steps. serde_json parses the bytes once into a [`Json`] tree,
-//! refusing repeated keys. Then [`FromJson`] reads the config type from the tree, keeping the
+//! Configuration JSON in two steps. The bytes are parsed once into a [`Json`] tree, refusing
+//! repeated keys. Then [`FromJson`] reads the config type from the tree, keeping the
 //! field path of the value being read, so an error names the value that failed
 //! (`rules[2].match.prefix`).
 //!
@@ -12,9 +12,8 @@
 //! variant appends its segment, a success truncates it again, and an error leaves it in place,
 //! so after a failure it names the innermost value that failed.
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 
 pub use sdk_ext_derive::FromJson;
 
@@ -23,11 +22,12 @@ pub use sdk_ext_derive::FromJson;
 pub enum Json {
     Null,
     Bool(bool),
-    /// serde_json's integer kinds: a non-negative integer is `U64`, a negative one `I64`, any
-    /// other number `F64`.
+    /// An integer that fits: non-negative ones are `U64`, negative ones `I64` (as serde_json).
     U64(u64),
     I64(i64),
-    F64(f64),
+    /// Any other number (a fraction, an exponent, or beyond 64 bits), as written: no config field
+    /// reads one, and a float parser is 10 KB of wasm.
+    Number(String),
     Str(String),
     Arr(Vec<Json>),
     Obj(Vec<(String, Json)>),
@@ -39,31 +39,37 @@ impl Json {
     /// name), so a copy with a typo could silently replace the first.
     pub fn parse(bytes: &[u8]) -> Result<Json, (String, String)> {
         let mut path = String::new();
-        let mut duplicate = false;
-        let mut parser = serde_json::Deserializer::from_slice(bytes);
-        let build = Build {
+        let mut parser = Parser {
+            bytes,
+            at: 0,
             path: &mut path,
-            duplicate: &mut duplicate,
+            depth: 0,
         };
-        match build.deserialize(&mut parser).and_then(|json| {
-            parser.end()?;
-            Ok(json)
-        }) {
+        let parsed = parser.value().and_then(|json| {
+            parser.skip_whitespace();
+            match parser.peek() {
+                None => Ok(json),
+                Some(_) => Err(Syntax("trailing characters")),
+            }
+        });
+        match parsed {
             Ok(json) => Ok(json),
-            Err(_) if duplicate => Err((path, "duplicate key".to_string())),
-            Err(error) => Err((path, error.to_string())),
+            Err(Syntax(reason @ "duplicate key")) => Err((path, reason.to_string())),
+            Err(Syntax(reason)) => {
+                let at = parser.position();
+                Err((path, format!("{reason} at {at}")))
+            }
         }
     }
 
-    /// How an error names this value (serde's wording, but a float is not printed: `f64`'s
-    /// `Display` alone is 20 KB of wasm, for an error message).
+    /// How an error names this value (serde's wording).
     fn describe(&self) -> String {
         match self {
             Json::Null => "null".to_string(),
             Json::Bool(value) => format!("boolean `{value}`"),
             Json::U64(value) => format!("integer `{value}`"),
             Json::I64(value) => format!("integer `{value}`"),
-            Json::F64(_) => "a number with a fraction or exponent".to_string(),
+            Json::Number(text) => format!("number `{text}`"),
             Json::Str(value) => format!("string {value:?}"),
             Json::Arr(_) => "sequence".to_string(),
             Json::Obj(_) => "map".to_string(),
@@ -80,7 +86,7 @@ impl From<serde_json::Value> for Json {
             Value::Number(number) => match (number.as_u64(), number.as_i64()) {
                 (Some(value), _) => Json::U64(value),
                 (None, Some(value)) => Json::I64(value),
-                _ => Json::F64(number.as_f64().unwrap_or(f64::NAN)),
+                _ => Json::Number(number.to_string()),
             },
             Value::String(value) => Json::Str(value),
             Value::Array(items) => Json::Arr(items.into_iter().map(Json::from).collect()),
@@ -103,7 +109,8 @@ impl serde::Serialize for Json {
             Json::Bool(value) => serializer.serialize_bool(*value),
             Json::U64(value) => serializer.serialize_u64(*value),
             Json::I64(value) => serializer.serialize_i64(*value),
-            Json::F64(value) => serializer.serialize_f64(*value),
+            // Written as parsed, which is valid JSON; only the chain writes a tree back.
+            Json::Number(text) => serializer.serialize_f64(text.parse().unwrap_or(f64::NAN)),
             Json::Str(value) => serializer.serialize_str(value),
             Json::Arr(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
@@ -136,88 +143,332 @@ fn push_index(path: &mut String, index: usize) {
     let _ = write!(path, "[{index}]");
 }
 
-/// Builds a [`Json`] from serde_json's parser, tracking the path for its errors.
-struct Build<'p> {
-    path: &'p mut String,
-    duplicate: &'p mut bool,
+/// Arrays and objects nested deeper than this are refused (as by serde_json), so that neither
+/// parsing, reading nor dropping a tree can exhaust the stack.
+const MAX_DEPTH: usize = 127;
+
+/// A JSON text (RFC 8259) parsed straight into a [`Json`]. Not serde_json: its parser is about
+/// 16 KB of every module that links it, for one configuration document; this one is a few.
+/// `tests::the_parser_agrees_with_serde_json` checks the two against each other.
+struct Parser<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// The path of the value being parsed, for errors.
+    path: &'a mut String,
+    depth: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for Build<'_> {
-    type Value = Json;
+/// A parse error: the reason, and where in the text.
+struct Syntax(&'static str);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Build<'_> {
-    type Value = Json;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("any JSON value")
+impl Parser<'_> {
+    fn error<T>(&self, reason: &'static str) -> Result<T, Syntax> {
+        Err(Syntax(reason))
     }
 
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
-    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
-        Ok(Json::Bool(value))
-    }
-    fn visit_u64<E>(self, value: u64) -> Result<Json, E> {
-        Ok(Json::U64(value))
-    }
-    fn visit_i64<E>(self, value: i64) -> Result<Json, E> {
-        Ok(Json::I64(value))
-    }
-    fn visit_f64<E>(self, value: f64) -> Result<Json, E> {
-        Ok(Json::F64(value))
-    }
-    fn visit_str<E>(self, value: &str) -> Result<Json, E> {
-        Ok(Json::Str(value.to_string()))
-    }
-    fn visit_string<E>(self, value: String) -> Result<Json, E> {
-        Ok(Json::Str(value))
+    /// "at line L column C" of the current position, as serde_json says it.
+    fn position(&self) -> String {
+        let before = self.bytes.get(..self.at).unwrap_or(self.bytes);
+        let line = before.iter().filter(|&&byte| byte == b'\n').count() + 1;
+        let column = before
+            .iter()
+            .rev()
+            .take_while(|&&byte| byte != b'\n')
+            .count();
+        format!("line {line} column {column}")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after whitespace, consumed.
+    fn next_token(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn value(&mut self) -> Result<Json, Syntax> {
+        let Some(byte) = self.next_token() else {
+            return self.error("EOF while parsing a value");
+        };
+        match byte {
+            b'n' => self.literal(b"ull", Json::Null),
+            b't' => self.literal(b"rue", Json::Bool(true)),
+            b'f' => self.literal(b"alse", Json::Bool(false)),
+            b'"' => self.string().map(Json::Str),
+            b'-' | b'0'..=b'9' => {
+                self.at -= 1;
+                self.number()
+            }
+            b'[' => self.nested(Parser::array),
+            b'{' => self.nested(Parser::object),
+            _ => {
+                self.at -= 1;
+                self.error("expected value")
+            }
+        }
+    }
+
+    fn literal(&mut self, rest: &[u8], value: Json) -> Result<Json, Syntax> {
+        for &expected in rest {
+            match self.peek() {
+                Some(byte) if byte == expected => self.at += 1,
+                Some(_) => return self.error("expected ident"),
+                None => return self.error("EOF while parsing a value"),
+            }
+        }
+        Ok(value)
+    }
+
+    fn nested(&mut self, parse: fn(&mut Self) -> Result<Json, Syntax>) -> Result<Json, Syntax> {
+        if self.depth >= MAX_DEPTH {
+            return self.error("recursion limit exceeded");
+        }
+        self.depth += 1;
+        let value = parse(self);
+        self.depth -= 1;
+        value
+    }
+
+    fn array(&mut self) -> Result<Json, Syntax> {
         let len = self.path.len();
         let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(Json::Arr(items));
+        }
         loop {
             push_index(self.path, items.len());
-            let item = Build {
-                path: &mut *self.path,
-                duplicate: &mut *self.duplicate,
-            };
-            let Some(item) = seq.next_element_seed(item)? else {
-                break;
-            };
-            items.push(item);
+            items.push(self.value()?);
             self.path.truncate(len);
+            match self.next_token() {
+                Some(b',') => {
+                    self.skip_whitespace();
+                    if self.peek() == Some(b']') {
+                        return self.error("trailing comma");
+                    }
+                }
+                Some(b']') => return Ok(Json::Arr(items)),
+                Some(_) => {
+                    self.at -= 1;
+                    return self.error("expected `,` or `]`");
+                }
+                None => return self.error("EOF while parsing a list"),
+            }
         }
-        self.path.truncate(len);
-        Ok(Json::Arr(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+    fn object(&mut self) -> Result<Json, Syntax> {
         let len = self.path.len();
         let mut entries: Vec<(String, Json)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            // Keys compare as decoded text, so an escape does not make a second name. A linear
-            // scan: configuration objects are small, and a sort would link more code.
-            let repeated = entries.iter().any(|(seen, _)| *seen == key);
-            push_name(self.path, &key);
-            if repeated {
-                *self.duplicate = true;
-                return Err(de::Error::custom("duplicate key"));
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(Json::Obj(entries));
+        }
+        loop {
+            match self.next_token() {
+                Some(b'"') => {}
+                Some(_) => {
+                    self.at -= 1;
+                    return self.error("key must be a string");
+                }
+                None => return self.error("EOF while parsing an object"),
             }
-            let value = map.next_value_seed(Build {
-                path: &mut *self.path,
-                duplicate: &mut *self.duplicate,
-            })?;
+            let key = self.string()?;
+            push_name(self.path, &key);
+            // Keys compare as decoded text, so an escape does not make a second name. A linear
+            // scan: configuration objects are small.
+            if entries.iter().any(|(seen, _)| *seen == key) {
+                return Err(Syntax("duplicate key"));
+            }
+            match self.next_token() {
+                Some(b':') => {}
+                Some(_) => {
+                    self.at -= 1;
+                    return self.error("expected `:`");
+                }
+                None => return self.error("EOF while parsing an object"),
+            }
+            let value = self.value()?;
             entries.push((key, value));
             self.path.truncate(len);
+            match self.next_token() {
+                Some(b',') => {
+                    self.skip_whitespace();
+                    if self.peek() == Some(b'}') {
+                        return self.error("trailing comma");
+                    }
+                }
+                Some(b'}') => return Ok(Json::Obj(entries)),
+                Some(_) => {
+                    self.at -= 1;
+                    return self.error("expected `,` or `}`");
+                }
+                None => return self.error("EOF while parsing an object"),
+            }
         }
-        Ok(Json::Obj(entries))
+    }
+
+    /// A string's content after its opening quote; the text must be UTF-8.
+    fn string(&mut self) -> Result<String, Syntax> {
+        let mut text = Vec::new();
+        loop {
+            let start = self.at;
+            while let Some(byte) = self.peek() {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                    break;
+                }
+                self.at += 1;
+            }
+            text.extend_from_slice(self.bytes.get(start..self.at).unwrap_or_default());
+            match self.peek() {
+                None => return self.error("EOF while parsing a string"),
+                Some(b'"') => {
+                    self.at += 1;
+                    return String::from_utf8(text)
+                        .or_else(|_| self.error("invalid unicode code point"));
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    self.escape(&mut text)?;
+                }
+                Some(_) => {
+                    return self
+                        .error("control character (\\u0000-\\u001F) found while parsing a string")
+                }
+            }
+        }
+    }
+
+    fn escape(&mut self, text: &mut Vec<u8>) -> Result<(), Syntax> {
+        let Some(byte) = self.peek() else {
+            return self.error("EOF while parsing a string");
+        };
+        self.at += 1;
+        let simple = match byte {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                let code = match unit {
+                    0xD800..=0xDBFF => {
+                        if self.bytes.get(self.at..self.at + 2) != Some(b"\\u") {
+                            return self.error("unexpected end of hex escape");
+                        }
+                        self.at += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return self.error("lone leading surrogate in hex escape");
+                        }
+                        0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return self.error("lone leading surrogate in hex escape"),
+                    unit => u32::from(unit),
+                };
+                let Some(c) = char::from_u32(code) else {
+                    return self.error("invalid unicode code point");
+                };
+                let mut buffer = [0; 4];
+                text.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                return Ok(());
+            }
+            _ => {
+                self.at -= 1;
+                return self.error("invalid escape");
+            }
+        };
+        text.push(simple);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u16, Syntax> {
+        let mut value = 0u16;
+        for _ in 0..4 {
+            let digit = match self.peek() {
+                Some(byte @ b'0'..=b'9') => byte - b'0',
+                Some(byte @ b'a'..=b'f') => byte - b'a' + 10,
+                Some(byte @ b'A'..=b'F') => byte - b'A' + 10,
+                Some(_) => return self.error("invalid escape"),
+                None => return self.error("EOF while parsing a string"),
+            };
+            self.at += 1;
+            value = value * 16 + u16::from(digit);
+        }
+        Ok(value)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`: an integer that fits is `U64` or `I64`,
+    /// anything else keeps its text.
+    fn number(&mut self) -> Result<Json, Syntax> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let digits = |parser: &mut Self| {
+            let from = parser.at;
+            while let Some(b'0'..=b'9') = parser.peek() {
+                parser.at += 1;
+            }
+            parser.at - from
+        };
+        let first = self.peek();
+        let whole = digits(self);
+        if whole == 0 {
+            return self.error("invalid number");
+        }
+        if first == Some(b'0') && whole > 1 {
+            self.at = start + usize::from(negative) + 1;
+            return self.error("invalid number");
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            integer = false;
+            if digits(self) == 0 {
+                return self.error("invalid number");
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if digits(self) == 0 {
+                return self.error("invalid number");
+            }
+        }
+        let text = std::str::from_utf8(self.bytes.get(start..self.at).unwrap_or_default())
+            .unwrap_or_default();
+        if integer {
+            if negative {
+                // `-0` stays a number as written: serde_json reads it as the float -0.0.
+                if let Ok(value @ ..=-1) = text.parse::<i64>() {
+                    return Ok(Json::I64(value));
+                }
+            } else if let Ok(value) = text.parse::<u64>() {
+                return Ok(Json::U64(value));
+            }
+        }
+        Ok(Json::Number(text.to_string()))
     }
 }
 
@@ -425,7 +676,10 @@ impl FromJson for f64 {
         match value {
             Json::U64(number) => Ok(number as f64),
             Json::I64(number) => Ok(number as f64),
-            Json::F64(number) => Ok(number),
+            Json::Number(ref text) => match text.parse::<f64>() {
+                Ok(number) if number.is_finite() => Ok(number),
+                _ => Err(invalid_value(&value, "f64")),
+            },
             other => Err(invalid_type(&other, "f64")),
         }
     }
@@ -510,7 +764,7 @@ impl FromJson for serde_json::Value {
                 Json::Bool(value) => Value::Bool(value),
                 Json::U64(value) => Value::from(value),
                 Json::I64(value) => Value::from(value),
-                Json::F64(value) => Value::from(value),
+                Json::Number(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
                 Json::Str(value) => Value::String(value),
                 Json::Arr(items) => Value::Array(items.into_iter().map(convert).collect()),
                 Json::Obj(entries) => Value::Object(
