@@ -15,6 +15,17 @@ use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::time::Duration;
 
+/// A module built without the `callouts` feature exports no callback for answers, and Envoy
+/// would drop them: the request would wait for its timeout. So the call fails at once instead;
+/// a filter that calls out enables the feature in its Cargo.toml.
+fn check_callouts() -> Result<(), Status> {
+    if cfg!(feature = "callouts") {
+        return Ok(());
+    }
+    log::error!("this module was built without sdk-ext's `callouts` feature: it cannot call out");
+    Err(Status::InternalFailure)
+}
+
 /// What a callback asked of the dispatcher, applied when it returns.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
@@ -77,8 +88,10 @@ impl<'a> Cx<'a> {
 
     /// Sends `call`; the answer reaches this filter's `on_http_call_response` (the stream's when
     /// dispatched from a stream, the root's otherwise) with the returned token. An unknown
-    /// cluster or a malformed request is `BadArgument`.
+    /// cluster or a malformed request is `BadArgument`; without sdk-ext's `callouts` feature,
+    /// every call is `InternalFailure`.
     pub fn http_call(&self, call: &HttpCall<'_>) -> Result<u32, Status> {
+        check_callouts()?;
         let headers = encode_pairs(&call.headers);
         let millis = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
         let token = self
@@ -90,8 +103,10 @@ impl<'a> Cx<'a> {
 
     /// Sends the unary gRPC `call`; the answer (a message or a status) reaches this filter's
     /// `on_grpc_call_response` (the stream's when sent from a stream, the root's otherwise) with
-    /// the returned token. An unknown cluster is `BadArgument`.
+    /// the returned token. An unknown cluster is `BadArgument`; without sdk-ext's `callouts`
+    /// feature, every call is `InternalFailure`.
     pub fn grpc_call(&self, call: &GrpcCall<'_>) -> Result<u32, Status> {
+        check_callouts()?;
         let metadata = encode_pairs(&call.metadata);
         let millis = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
         let token = self.host.grpc_call(

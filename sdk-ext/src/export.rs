@@ -210,32 +210,7 @@ macro_rules! export_module {
                 with((), |d| d.on_delete(context_id))
             }
 
-            #[no_mangle]
-            pub extern "C" fn proxy_on_grpc_receive(
-                _context_id: u32,
-                token: u32,
-                message_size: usize,
-            ) {
-                with((), |d| d.on_grpc_receive(token, message_size))
-            }
-
-            #[no_mangle]
-            pub extern "C" fn proxy_on_grpc_close(_context_id: u32, token: u32, status: u32) {
-                with((), |d| d.on_grpc_close(token, status))
-            }
-
-            #[no_mangle]
-            pub extern "C" fn proxy_on_http_call_response(
-                _context_id: u32,
-                token: u32,
-                headers: usize,
-                body: usize,
-                trailers: usize,
-            ) {
-                with((), |d| {
-                    d.on_http_call_response(token, headers, body, trailers)
-                })
-            }
+            $crate::__export_callouts!();
         };
     };
     ($module:expr) => {
@@ -262,5 +237,44 @@ macro_rules! __export_on_log {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_on_log {
+    () => {};
+}
+
+/// The callbacks that bring callout answers, exported only with the `callouts` feature (which
+/// filters that call out enable): without them a module links none of the answers' handling.
+#[cfg(feature = "callouts")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_callouts {
+    () => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_grpc_receive(_context_id: u32, token: u32, message_size: usize) {
+            $crate::export::with((), |d| d.on_grpc_receive(token, message_size))
+        }
+
+        #[no_mangle]
+        pub extern "C" fn proxy_on_grpc_close(_context_id: u32, token: u32, status: u32) {
+            $crate::export::with((), |d| d.on_grpc_close(token, status))
+        }
+
+        #[no_mangle]
+        pub extern "C" fn proxy_on_http_call_response(
+            _context_id: u32,
+            token: u32,
+            headers: usize,
+            body: usize,
+            trailers: usize,
+        ) {
+            $crate::export::with((), |d| {
+                d.on_http_call_response(token, headers, body, trailers)
+            })
+        }
+    };
+}
+
+#[cfg(not(feature = "callouts"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_callouts {
     () => {};
 }

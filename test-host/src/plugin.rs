@@ -47,6 +47,14 @@ impl Module {
     pub fn abi_version(&self) -> AbiVersion {
         self.compiled.abi
     }
+
+    /// Whether the module exports a function `name` (a callback Envoy calls only if it is there).
+    pub fn exports_function(&self, name: &str) -> bool {
+        matches!(
+            self.compiled.pre.module().get_export(name),
+            Some(wasmtime::ExternType::Func(_))
+        )
+    }
 }
 
 /// Describes a plugin before it starts: its configuration, identity, log level and limits.
