@@ -64,7 +64,8 @@ pub struct Users {
 }
 
 impl Users {
-    /// Parses htpasswd text; the error says which line is wrong and why.
+    /// Parses htpasswd text; the error says which line is wrong and why (the first wrong line,
+    /// a repeated name included).
     pub fn parse(text: &str) -> Result<Users, String> {
         let mut users: Vec<(usize, User)> = Vec::new();
         let mut bcrypt_users = 0;
@@ -74,46 +75,24 @@ impl Users {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let at = |reason: String| format!("line {number}: {reason}");
-            let Some((name, hash)) = line.split_once(':') else {
-                return Err(at("expected `name:hash`, found no `:`".into()));
-            };
-            if name.is_empty() || hash.is_empty() {
-                return Err(at("empty user name or password hash".into()));
+            match parse_line(line, bcrypt_users) {
+                Ok(user) => {
+                    if matches!(user.hash, Hash::Bcrypt { .. }) {
+                        bcrypt_users += 1;
+                    }
+                    users.push((number, user));
+                }
+                // A repeated name on an earlier line is the first error.
+                Err(reason) => {
+                    return Err(sort_unique(&mut users)
+                        .err()
+                        .unwrap_or_else(|| format!("line {number}: {reason}")))
+                }
             }
-            if line.ends_with('\r') {
-                return Err(at(
-                    "ends with CR: use LF line ends (native refuses CRLF too)".into(),
-                ));
-            }
-            // A name is forwarded in `forward_username_header`, so it must be a valid value.
-            if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(at(format!(
-                    "user {name:?}: the name holds a control character"
-                )));
-            }
-            if let Some((first, _)) = users.iter().find(|(_, user)| user.name == name) {
-                return Err(at(format!(
-                    "duplicate user {name:?} (first on line {first})"
-                )));
-            }
-            let hash = parse_hash(hash, bcrypt_users)
-                .map_err(|reason| at(format!("user {name:?}: {reason}")))?;
-            if matches!(hash, Hash::Bcrypt { .. }) {
-                bcrypt_users += 1;
-            }
-            users.push((
-                number,
-                User {
-                    name: name.to_string(),
-                    hash,
-                },
-            ));
         }
-        let mut sorted: Vec<User> = users.into_iter().map(|(_, user)| user).collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        sort_unique(&mut users)?;
         Ok(Users {
-            sorted,
+            sorted: users.into_iter().map(|(_, user)| user).collect(),
             bcrypt_users,
         })
     }
@@ -139,6 +118,48 @@ impl Users {
     /// How many users have a bcrypt hash: the size of the cache of verified credentials.
     pub fn bcrypt_users(&self) -> usize {
         self.bcrypt_users
+    }
+}
+
+/// One `name:hash` line, or why it is wrong.
+fn parse_line(line: &str, bcrypt_users: usize) -> Result<User, String> {
+    let Some((name, hash)) = line.split_once(':') else {
+        return Err("expected `name:hash`, found no `:`".into());
+    };
+    if name.is_empty() || hash.is_empty() {
+        return Err("empty user name or password hash".into());
+    }
+    if line.ends_with('\r') {
+        return Err("ends with CR: use LF line ends (native refuses CRLF too)".into());
+    }
+    // A name is forwarded in `forward_username_header`, so it must be a valid value.
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(format!("user {name:?}: the name holds a control character"));
+    }
+    let hash =
+        parse_hash(hash, bcrypt_users).map_err(|reason| format!("user {name:?}: {reason}"))?;
+    Ok(User {
+        name: name.to_string(),
+        hash,
+    })
+}
+
+/// Sorts users (with their line numbers) by name, stably, so a name's lines stay in order; a
+/// name given twice is an error at its earliest second line. O(n log n), where a scan per line was quadratic in the users.
+fn sort_unique(users: &mut [(usize, User)]) -> Result<(), String> {
+    users.sort_by(|(_, a), (_, b)| a.name.cmp(&b.name));
+    let repeated = users
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [(first, a), (second, b)] if a.name == b.name => Some((*second, *first, &b.name)),
+            _ => None,
+        })
+        .min();
+    match repeated {
+        Some((second, first, name)) => Err(format!(
+            "line {second}: duplicate user {name:?} (first on line {first})"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -372,6 +393,44 @@ mod tests {
             assert!(error.contains(reason), "{text:?}: {error}");
             assert!(error.starts_with("line "), "{text:?}: {error}");
         }
+    }
+
+    /// The first wrong line is reported, whether it repeats a name or is wrong itself.
+    #[test]
+    fn the_first_wrong_line_wins() {
+        let sha = "{SHA}tESsBmE/yNY3lb6a0L6vVQEZNqw=";
+        for (text, error) in [
+            (
+                format!("a:{sha}\nb:x\na:{sha}"),
+                "line 2: user \"b\": unsupported hash",
+            ),
+            (
+                format!("a:{sha}\na:{sha}\nb:x"),
+                "line 2: duplicate user \"a\" (first on line 1)",
+            ),
+            (
+                format!("b:{sha}\na:{sha}\nc:{sha}\na:{sha}\nb:{sha}\na:{sha}"),
+                "line 4: duplicate user \"a\" (first on line 2)",
+            ),
+            (
+                format!("z:{sha}\n#z:{sha}\n\nz:{sha}"),
+                "line 4: duplicate user \"z\" (first on line 1)",
+            ),
+        ] {
+            let refused = Users::parse(&text).unwrap_err();
+            assert!(refused.starts_with(error), "{text:?}: {refused}");
+        }
+        // Many users: each found by name, a repeat of the last refused at its line.
+        let many: String = (0..20_000).map(|i| format!("user{i}:{sha}\n")).collect();
+        let users = Users::parse(&many).unwrap();
+        assert_eq!(users.len(), 20_000);
+        assert!(users.get(b"user0").is_some() && users.get(b"user19999").is_some());
+        assert!(users.get(b"user20000").is_none());
+        let repeated = format!("{many}user19999:{sha}");
+        assert_eq!(
+            Users::parse(&repeated).unwrap_err(),
+            "line 20001: duplicate user \"user19999\" (first on line 20000)"
+        );
     }
 
     #[test]
