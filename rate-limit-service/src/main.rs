@@ -89,6 +89,21 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(2, format!("--grpc {}: {e}", args.grpc)),
     };
+    // The signal handlers go in before the server announces itself: a SIGTERM that follows
+    // "listening" must stop it cleanly, not kill it with the default action.
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            let (term, interrupt) = runtime.block_on(async {
+                use tokio::signal::unix::{signal, SignalKind};
+                Ok::<_, std::io::Error>((
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::interrupt())?,
+                ))
+            })?;
+            Ok((runtime, term, interrupt))
+        });
     let storage = args.redis.map_or(Storage::Memory, Storage::Redis);
     let domains = limits.domains().collect::<Vec<_>>().join(", ");
     let label = storage.to_string();
@@ -102,26 +117,20 @@ fn main() -> ExitCode {
         server.addr()
     );
     // Serve until SIGTERM or ctrl-c, then stop cleanly.
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|rt| {
-            rt.block_on(async {
-                let Ok(mut term) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
-                    return std::future::pending().await;
-                };
+    match signals {
+        Ok((runtime, mut term, mut interrupt)) => {
+            runtime.block_on(async {
                 tokio::select! {
                     _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
+                    _ = interrupt.recv() => {},
                 }
-            })
-        });
-    if let Err(e) = signals {
-        log::warn!("cannot wait for signals ({e}); serving until killed");
-        server.wait();
-        return ExitCode::FAILURE;
+            });
+        }
+        Err(e) => {
+            log::warn!("cannot wait for signals ({e}); serving until killed");
+            server.wait();
+            return ExitCode::FAILURE;
+        }
     }
     server.stop();
     ExitCode::SUCCESS

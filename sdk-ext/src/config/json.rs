@@ -251,19 +251,8 @@ impl Parser<'_> {
             push_index(self.path, items.len());
             items.push(self.value()?);
             self.path.truncate(len);
-            match self.next_token() {
-                Some(b',') => {
-                    self.skip_whitespace();
-                    if self.peek() == Some(b']') {
-                        return self.error("trailing comma");
-                    }
-                }
-                Some(b']') => return Ok(Json::Arr(items)),
-                Some(_) => {
-                    self.at -= 1;
-                    return self.error("expected `,` or `]`");
-                }
-                None => return self.error("EOF while parsing a list"),
+            if self.after_item(b']', "expected `,` or `]`", "EOF while parsing a list")? {
+                return Ok(Json::Arr(items));
             }
         }
     }
@@ -303,20 +292,33 @@ impl Parser<'_> {
             let value = self.value()?;
             entries.push((key, value));
             self.path.truncate(len);
-            match self.next_token() {
-                Some(b',') => {
-                    self.skip_whitespace();
-                    if self.peek() == Some(b'}') {
-                        return self.error("trailing comma");
-                    }
-                }
-                Some(b'}') => return Ok(Json::Obj(entries)),
-                Some(_) => {
-                    self.at -= 1;
-                    return self.error("expected `,` or `}`");
-                }
-                None => return self.error("EOF while parsing an object"),
+            if self.after_item(b'}', "expected `,` or `}`", "EOF while parsing an object")? {
+                return Ok(Json::Obj(entries));
             }
+        }
+    }
+
+    /// What follows an array item or object entry: `,` and another one (false), or `close` (true).
+    fn after_item(
+        &mut self,
+        close: u8,
+        expected: &'static str,
+        eof: &'static str,
+    ) -> Result<bool, Syntax> {
+        match self.next_token() {
+            Some(b',') => {
+                self.skip_whitespace();
+                if self.peek() == Some(close) {
+                    return self.error("trailing comma");
+                }
+                Ok(false)
+            }
+            Some(byte) if byte == close => Ok(true),
+            Some(_) => {
+                self.at -= 1;
+                self.error(expected)
+            }
+            None => self.error(eof),
         }
     }
 
