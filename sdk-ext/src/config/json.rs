@@ -109,7 +109,8 @@ impl serde::Serialize for Json {
             Json::Bool(value) => serializer.serialize_bool(*value),
             Json::U64(value) => serializer.serialize_u64(*value),
             Json::I64(value) => serializer.serialize_i64(*value),
-            // Written as parsed, which is valid JSON; only the chain writes a tree back.
+            // Through f64, as serde has no call for a number's text (only the chain writes a tree
+            // back): a number beyond f64 becomes null, which a field that reads it refuses too.
             Json::Number(text) => serializer.serialize_f64(text.parse().unwrap_or(f64::NAN)),
             Json::Str(value) => serializer.serialize_str(value),
             Json::Arr(items) => {
@@ -564,7 +565,6 @@ impl<'p> Object<'p> {
 
     /// The next key and value; the key is on the path until the next call, so that an unknown
     /// field fails at its own path. After the last entry the path is the object's again.
-    #[allow(clippy::should_implement_trait)]
     pub fn next_entry(&mut self) -> Option<(String, Json)> {
         self.path.truncate(self.len);
         let (key, value) = self.entries.next()?;
