@@ -116,9 +116,15 @@ fn unreachable_redis_exits_non_zero() {
     );
 }
 
-#[tokio::test]
-async fn serves_until_sigterm() {
-    let path = limits_file(&format!("{GOOD}---\ndomain: other\n"));
+/// Starts the service on a free port with the limits in `path`: the process, its stderr (kept
+/// open, so that later lines do not meet a closed pipe) and the first line there.
+fn serve(
+    path: &std::path::Path,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
     let mut child = Command::new(BIN)
         .args(["--grpc", "127.0.0.1:0", "--config", path.to_str().unwrap()])
         .stderr(Stdio::piped())
@@ -127,6 +133,13 @@ async fn serves_until_sigterm() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
+    (child, stderr, line)
+}
+
+#[tokio::test]
+async fn serves_until_sigterm() {
+    let path = limits_file(&format!("{GOOD}---\ndomain: other\n"));
+    let (mut child, _stderr, line) = serve(&path);
     let rest = line
         .strip_prefix("rate-limit-service: listening on 127.0.0.1:")
         .unwrap_or_else(|| panic!("{line}"));
@@ -153,14 +166,7 @@ async fn serves_until_sigterm() {
 fn a_sigterm_right_after_listening_stops_it_cleanly() {
     let path = limits_file(GOOD);
     for _ in 0..20 {
-        let mut child = Command::new(BIN)
-            .args(["--grpc", "127.0.0.1:0", "--config", path.to_str().unwrap()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
+        let (mut child, _stderr, line) = serve(&path);
         assert!(
             line.starts_with("rate-limit-service: listening on "),
             "{line}"

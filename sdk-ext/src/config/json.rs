@@ -243,9 +243,7 @@ impl Parser<'_> {
     fn array(&mut self) -> Result<Json, Syntax> {
         let len = self.path.len();
         let mut items = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
+        if self.empty(b']') {
             return Ok(Json::Arr(items));
         }
         loop {
@@ -261,20 +259,11 @@ impl Parser<'_> {
     fn object(&mut self) -> Result<Json, Syntax> {
         let len = self.path.len();
         let mut entries: Vec<(String, Json)> = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
+        if self.empty(b'}') {
             return Ok(Json::Obj(entries));
         }
         loop {
-            match self.next_token() {
-                Some(b'"') => {}
-                Some(_) => {
-                    self.at -= 1;
-                    return self.error("key must be a string");
-                }
-                None => return self.error("EOF while parsing an object"),
-            }
+            self.expect(b'"', "key must be a string")?;
             let key = self.string()?;
             push_name(self.path, &key);
             // Keys compare as decoded text, so an escape does not make a second name. A linear
@@ -282,20 +271,35 @@ impl Parser<'_> {
             if entries.iter().any(|(seen, _)| *seen == key) {
                 return Err(Syntax("duplicate key"));
             }
-            match self.next_token() {
-                Some(b':') => {}
-                Some(_) => {
-                    self.at -= 1;
-                    return self.error("expected `:`");
-                }
-                None => return self.error("EOF while parsing an object"),
-            }
+            self.expect(b':', "expected `:`")?;
             let value = self.value()?;
             entries.push((key, value));
             self.path.truncate(len);
             if self.after_item(b'}', "expected `,` or `}`", "EOF while parsing an object")? {
                 return Ok(Json::Obj(entries));
             }
+        }
+    }
+
+    /// Whether an array or object closes at once (`[]`, `{}`), consuming `close` if so.
+    fn empty(&mut self, close: u8) -> bool {
+        self.skip_whitespace();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.at += 1;
+        }
+        empty
+    }
+
+    /// Consumes `wanted` within an object, or fails with `expected`.
+    fn expect(&mut self, wanted: u8, expected: &'static str) -> Result<(), Syntax> {
+        match self.next_token() {
+            Some(byte) if byte == wanted => Ok(()),
+            Some(_) => {
+                self.at -= 1;
+                self.error(expected)
+            }
+            None => self.error("EOF while parsing an object"),
         }
     }
 
