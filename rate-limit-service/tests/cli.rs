@@ -136,6 +136,16 @@ fn serve(
     (child, stderr, line)
 }
 
+/// Sends the service SIGTERM and waits for it to end.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap()
+}
+
 #[tokio::test]
 async fn serves_until_sigterm() {
     let path = limits_file(&format!("{GOOD}---\ndomain: other\n"));
@@ -148,12 +158,7 @@ async fn serves_until_sigterm() {
     let mut c = client(port.parse().unwrap()).await;
     assert!(is_ok(&call(&mut c, "edge", &[("user", "a")]).await));
     assert!(!is_ok(&call(&mut c, "edge", &[("user", "a")]).await));
-    assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
+    let status = terminate(&mut child);
     std::fs::remove_file(&path).unwrap();
     assert!(status.success(), "{status:?}");
 }
@@ -171,12 +176,7 @@ fn a_sigterm_right_after_listening_stops_it_cleanly() {
             line.starts_with("rate-limit-service: listening on "),
             "{line}"
         );
-        assert!(Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
-        let status = child.wait().unwrap();
+        let status = terminate(&mut child);
         assert!(status.success(), "{status:?}");
     }
     std::fs::remove_file(&path).unwrap();

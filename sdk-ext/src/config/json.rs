@@ -12,7 +12,7 @@
 //! variant appends its segment, a success truncates it again, and an error leaves it in place,
 //! so after a failure it names the innermost value that failed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use sdk_ext_derive::FromJson;
@@ -743,16 +743,6 @@ fn entries<T: FromJson>(
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(value: Json, path: &mut String) -> Result<BTreeMap<String, T>, String> {
         let mut map = BTreeMap::new();
-        entries(value, path, |key, value| {
-            map.insert(key, value);
-        })?;
-        Ok(map)
-    }
-}
-
-impl<T: FromJson> FromJson for HashMap<String, T> {
-    fn from_json(value: Json, path: &mut String) -> Result<HashMap<String, T>, String> {
-        let mut map = HashMap::new();
         entries(value, path, |key, value| {
             map.insert(key, value);
         })?;
