@@ -782,7 +782,7 @@ mod tests {
     /// with random whitespace and random byte mutations. They must agree on every value, and
     /// refuse the same texts, except for two documented differences: a repeated key (refused
     /// here, kept last by serde_json) and a number beyond f64 (kept as text here; a field that
-    /// reads it refuses it).
+    /// reads it refuses it). `Json::is_valid` must agree with serde_json's `IgnoredAny` on all.
     #[test]
     fn the_parser_agrees_with_serde_json() {
         let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
@@ -853,9 +853,10 @@ mod tests {
         .iter()
         .map(|text| text.as_bytes().to_vec())
         .collect();
-        for depth in [126, 127, 128, 129] {
+        for depth in [126, 127, 128, 129, 100_000] {
             cases.push(nested(depth).into_bytes());
         }
+        cases.push(format!("{}1{}", "{\"a\":[".repeat(50_000), "]}".repeat(50_000)).into_bytes());
         cases.push(b"\"\xff\"".to_vec());
         cases.push(b"\"\xc3\xa9\"".to_vec());
         cases.push(b"\"\xed\xa0\x80\"".to_vec());
@@ -946,9 +947,14 @@ mod tests {
         }
         let (mut accepted, mut refused) = (0, 0);
         for bytes in &cases {
+            let shown = String::from_utf8_lossy(bytes);
+            // The checker, against what serde_json reads into `IgnoredAny` (which takes any
+            // bytes in a string).
+            let valid = std::str::from_utf8(bytes).is_ok()
+                && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+            assert_eq!(json::Json::is_valid(bytes), valid, "{shown}");
             let ours = json::Json::parse(bytes);
             let theirs = serde_json::from_slice::<serde_json::Value>(bytes);
-            let shown = String::from_utf8_lossy(bytes);
             match (ours, theirs) {
                 (Ok(ours), Ok(theirs)) => {
                     accepted += 1;

@@ -12,6 +12,7 @@ use crate::cx::{Cx, Effects, HttpCx, RootCx};
 use crate::filter::{Action, AnyRoot, Factory, HttpFilter};
 use crate::grpc::{GrpcResponse, GRPC_OK};
 use crate::host::{BufferType, Host, StreamType};
+use crate::text::Quoted;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -257,8 +258,8 @@ fn chain_entries<'a>(
             return Err(ConfigError::new(
                 format!("filters[{index}].name"),
                 format!(
-                    "unknown filter {:?}; this module has: {}",
-                    entry.name,
+                    "unknown filter {}; this module has: {}",
+                    Quoted(&entry.name),
                     known.join(", ")
                 ),
             ));

@@ -3,6 +3,7 @@
 
 use crate::host::{Host, Status};
 use crate::proto::{AppendAction, HeaderEdit};
+use crate::text::Quoted;
 pub use crate::types::MapType;
 use crate::validate;
 use crate::wire::{decode_pairs, Pairs};
@@ -13,8 +14,8 @@ fn check_pseudo(name: &str, value: &[u8]) -> Result<(), Status> {
     }
     validate::pseudo_header_value(name, value).map_err(|reason| {
         log::warn!(
-            "refused to write {name}: {reason}: {:?}",
-            String::from_utf8_lossy(value.get(..64).unwrap_or(value))
+            "refused to write {name}: {reason}: {}",
+            Quoted(&String::from_utf8_lossy(value.get(..64).unwrap_or(value)))
         );
         Status::BadArgument
     })

@@ -35,6 +35,7 @@ pub mod reply;
 pub mod request;
 pub mod shared_data;
 pub mod stats;
+pub mod text;
 pub mod types;
 pub mod validate;
 pub mod wire;

@@ -12,6 +12,7 @@
 
 use crate::config::json::{invalid_type, Json};
 use crate::config::{ConfigError, FromJson};
+use crate::text::Quoted;
 use std::time::Duration;
 
 /// A `google.protobuf.Duration` in its JSON form: decimal seconds with an `s` suffix, up to nine
@@ -21,10 +22,11 @@ pub struct ProtoDuration(pub Duration);
 
 /// Parses the JSON form of a `google.protobuf.Duration` (`"1.5s"`) into a non-negative duration.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = || format!("{text:?} is not a duration like \"1s\" or \"0.5s\"");
+    let quoted = Quoted(text);
+    let expected = || format!("{quoted} is not a duration like \"1s\" or \"0.5s\"");
     let number = text.strip_suffix('s').ok_or_else(expected)?;
     if number.starts_with('-') {
-        return Err(format!("{text:?} is negative"));
+        return Err(format!("{quoted} is negative"));
     }
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() && fraction.is_empty()
@@ -34,18 +36,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(expected());
     }
     if fraction.len() > 9 {
-        return Err(format!("{text:?} has more than nine fractional digits"));
+        return Err(format!("{quoted} has more than nine fractional digits"));
     }
     let seconds: u64 = if whole.is_empty() {
         0
     } else {
         whole
             .parse()
-            .map_err(|_| format!("{text:?} is too large"))?
+            .map_err(|_| format!("{quoted} is too large"))?
     };
     // proto3 caps a Duration at 10,000 years.
     if seconds > 315_576_000_000 {
-        return Err(format!("{text:?} is too large"));
+        return Err(format!("{quoted} is too large"));
     }
     let nanos = if fraction.is_empty() {
         0
@@ -253,7 +255,8 @@ impl TokenBucketConfig {
                 "fill_interval",
                 format!(
                     "must be at least {}ms (native refuses shorter ones too)",
-                    min_fill_interval.as_millis()
+                    // `u128`'s formatting is a kilobyte of wasm; no minimum is that long.
+                    u64::try_from(min_fill_interval.as_millis()).unwrap_or(u64::MAX)
                 ),
             ));
         }

@@ -2,6 +2,8 @@
 //! [`HttpCx::send_reply`](crate::HttpCx::send_reply) and
 //! [`HttpCx::send_json_error`](crate::HttpCx::send_json_error).
 
+use crate::text::push_json_string;
+
 /// The JSON error body used by every filter's local replies:
 /// `{"error": <code>, "message": <message>}`.
 pub fn json_error_body(code: &str, message: &str) -> String {
@@ -13,11 +15,6 @@ pub fn json_error_body(code: &str, message: &str) -> String {
     push_json_string(&mut body, message);
     body.push('}');
     body
-}
-
-/// Appends `text` as a JSON string (writing a `str` cannot fail).
-fn push_json_string(body: &mut String, text: &str) {
-    body.push_str(&serde_json::to_string(text).unwrap_or_default());
 }
 
 #[cfg(test)]

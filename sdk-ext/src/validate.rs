@@ -14,6 +14,8 @@
 //! assert!(header_name("x user", Pseudo::Never).is_err());
 //! ```
 
+use crate::text::Quoted;
+
 /// Envoy's limit on a `HeaderValue` key or value in config (`max_bytes: 16384`).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -56,19 +58,21 @@ pub fn header_name(name: &str, pseudo: Pseudo) -> Result<String, String> {
         None => lower.as_str(),
         Some(_) if pseudo == Pseudo::Never => {
             return Err(format!(
-                "{name:?} is not a valid header name here: pseudo-headers are not allowed"
+                "{} is not a valid header name here: pseudo-headers are not allowed",
+                Quoted(name)
             ))
         }
         Some(_) if pseudo == Pseudo::Known && !PSEUDO_HEADERS.contains(&lower.as_str()) => {
             return Err(format!(
-                "unknown pseudo-header {name:?}; known: {}",
+                "unknown pseudo-header {}; known: {}",
+                Quoted(name),
                 PSEUDO_HEADERS.join(", ")
             ))
         }
         Some(bare) => bare,
     };
     if bare.is_empty() || !bare.bytes().all(is_token_byte) {
-        return Err(format!("{name:?} is not a valid header name"));
+        return Err(format!("{} is not a valid header name", Quoted(name)));
     }
     Ok(lower)
 }
@@ -80,7 +84,8 @@ pub fn modifiable_header_name(name: &str, change: &str) -> Result<String, String
     let lower = header_name(name, Pseudo::Any)?;
     if lower.starts_with(':') || lower == "host" {
         return Err(format!(
-            "{name:?} cannot be {change}: Envoy does not let a configuration modify pseudo-headers or host"
+            "{} cannot be {change}: Envoy does not let a configuration modify pseudo-headers or host",
+            Quoted(name)
         ));
     }
     Ok(lower)

@@ -7,6 +7,7 @@
 use base64::alphabet;
 use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
+use sdk_ext::text::Quoted;
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
@@ -134,10 +135,13 @@ fn parse_line(line: &str, bcrypt_users: usize) -> Result<User, String> {
     }
     // A name is forwarded in `forward_username_header`, so it must be a valid value.
     if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(format!("user {name:?}: the name holds a control character"));
+        return Err(format!(
+            "user {}: the name holds a control character",
+            Quoted(name)
+        ));
     }
-    let hash =
-        parse_hash(hash, bcrypt_users).map_err(|reason| format!("user {name:?}: {reason}"))?;
+    let hash = parse_hash(hash, bcrypt_users)
+        .map_err(|reason| format!("user {}: {reason}", Quoted(name)))?;
     Ok(User {
         name: name.to_string(),
         hash,
@@ -157,7 +161,8 @@ fn sort_unique(users: &mut [(usize, User)]) -> Result<(), String> {
         .min();
     match repeated {
         Some((second, first, name)) => Err(format!(
-            "line {second}: duplicate user {name:?} (first on line {first})"
+            "line {second}: duplicate user {} (first on line {first})",
+            Quoted(name)
         )),
         None => Ok(()),
     }

@@ -6,6 +6,7 @@ use sdk_ext::config::json::{proto_enum, Json};
 use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::proto::{HeaderValue, HttpStatus, ProtoDuration};
 use sdk_ext::ratelimit::{Policy, RateLimitEntryConfig, XRateLimitHeaders};
+use sdk_ext::text::Quoted;
 use sdk_ext::validate::{header_name, header_value, Pseudo};
 use std::time::Duration;
 
@@ -200,7 +201,7 @@ impl Validate for GlobalRateLimitConfig {
             other => {
                 return Err(ConfigError::new(
                     "request_type",
-                    format!("{other:?} is not one of internal, external, both"),
+                    format!("{} is not one of internal, external, both", Quoted(other)),
                 ))
             }
         };

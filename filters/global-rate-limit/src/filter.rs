@@ -12,6 +12,7 @@ use sdk_ext::config::{load, ConfigError};
 use sdk_ext::grpc::{GrpcCall, GrpcResponse};
 use sdk_ext::protobuf::Writer;
 use sdk_ext::ratelimit::StreamRequest;
+use sdk_ext::text::Quoted;
 use sdk_ext::{Action, HttpCx, HttpFilter, RootCx, RootFilter};
 use std::rc::Rc;
 
@@ -248,7 +249,8 @@ fn valid_headers(headers: &[(String, String)]) -> Vec<(String, Vec<u8>)> {
                 Ok(name) => Some((name, value.as_bytes().to_vec())),
                 Err(reason) => {
                     log::warn!(
-                        "global_rate_limit: the service's header {key:?} is dropped: {reason}"
+                        "global_rate_limit: the service's header {} is dropped: {reason}",
+                        Quoted(key)
                     );
                     None
                 }

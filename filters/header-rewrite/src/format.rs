@@ -10,6 +10,7 @@
 
 use sdk_ext::config::ConfigError;
 use sdk_ext::properties::address_without_port;
+use sdk_ext::text::Quoted;
 use sdk_ext::validate::{header_name, Pseudo};
 use std::borrow::Cow;
 
@@ -93,7 +94,10 @@ impl Template {
             let (part, tail) = parse_command(after).map_err(|reason| {
                 // The byte offset of the '%' that starts the command.
                 let pos = format.len().saturating_sub(after.len() + 1);
-                ConfigError::new("", format!("{reason} (in {format:?} at byte {pos})"))
+                ConfigError::new(
+                    "",
+                    format!("{reason} (in {} at byte {pos})", Quoted(format)),
+                )
             })?;
             parts.push(part);
             rest = tail;
@@ -264,8 +268,12 @@ fn parse_header_argument(
         ));
     }
     let check = |name: &str| {
-        header_name(name, Pseudo::Any)
-            .map_err(|_| format!("%{command}({argument})% has an invalid header name {name:?}"))
+        header_name(name, Pseudo::Any).map_err(|_| {
+            format!(
+                "%{command}({argument})% has an invalid header name {}",
+                Quoted(name)
+            )
+        })
     };
     Ok((check(main)?, alternative.map(check).transpose()?))
 }

@@ -2,11 +2,11 @@
 //!
 //! The rewrite edits the original bytes in place of re-serializing a parsed tree: every byte
 //! outside a redacted value is kept as it was (member order, duplicate members, number
-//! spelling, escapes, whitespace), which serde_json's `Value` (without `preserve_order` and
-//! `arbitrary_precision`, neither enabled in this workspace) would not keep. serde_json
+//! spelling, escapes, whitespace), which a parsed tree would not keep. sdk-ext's JSON checker
 //! validates the document first, so the walk runs on well-formed JSON only.
 
-use serde::de::IgnoredAny;
+use sdk_ext::config::json::Json;
+use sdk_ext::text::{push_json_string, Quoted};
 
 /// Most pointers one rule holds (they are tracked as bits of a `u64`).
 pub const MAX_POINTERS: usize = 64;
@@ -45,7 +45,10 @@ impl Pointer {
             return Err(if text.is_empty() {
                 "the whole document cannot be redacted: name a field, e.g. /user/ssn".into()
             } else {
-                format!("{text:?} is not a JSON pointer: it must start with /")
+                format!(
+                    "{} is not a JSON pointer: it must start with /",
+                    Quoted(text)
+                )
             });
         };
         let segments = rest
@@ -83,7 +86,8 @@ fn segment(token: &str) -> Result<Segment, String> {
             Some('1') => name.push('/'),
             _ => {
                 return Err(format!(
-                    "{token:?}: ~ must be followed by 0 or 1 (~0 is ~, ~1 is /)"
+                    "{}: ~ must be followed by 0 or 1 (~0 is ~, ~1 is /)",
+                    Quoted(token)
                 ))
             }
         }
@@ -120,10 +124,11 @@ pub enum Outcome {
 impl Redaction {
     /// Values found are replaced by the JSON string `mask`.
     pub fn mask(pointers: Vec<Pointer>, mask: &str) -> Redaction {
-        let replacement = serde_json::to_vec(mask).unwrap_or_else(|_| b"\"\"".to_vec());
+        let mut replacement = String::new();
+        push_json_string(&mut replacement, mask);
         Redaction {
             pointers,
-            replacement: Some(replacement),
+            replacement: Some(replacement.into_bytes()),
         }
     }
 
@@ -138,8 +143,7 @@ impl Redaction {
     /// Rewrites `body`. Pointers are evaluated against the original document: removing
     /// `/a/0` and `/a/1` removes the first two elements.
     pub fn apply(&self, body: &[u8]) -> Outcome {
-        if std::str::from_utf8(body).is_err() || serde_json::from_slice::<IgnoredAny>(body).is_err()
-        {
+        if !Json::is_valid(body) {
             return Outcome::Invalid;
         }
         let all = match self.pointers.len() {
@@ -252,7 +256,10 @@ impl Walk<'_> {
         let raw = key.get(1..key.len().saturating_sub(1)).unwrap_or_default();
         // Escaped names (`"\u0073sn"`) are compared decoded, so escaping cannot dodge a rule.
         let decoded: Option<String> = if raw.contains(&b'\\') {
-            serde_json::from_slice(key).ok()
+            match Json::parse(key) {
+                Ok(Json::Str(name)) => Some(name),
+                _ => None,
+            }
         } else {
             None
         };

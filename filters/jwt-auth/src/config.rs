@@ -4,6 +4,7 @@ use crate::jwks::KeySet;
 use sdk_ext::config::{validate_each, ConfigError, FromJson, Validate};
 use sdk_ext::matcher::{RouteMatch, RouteMatchConfig, StringMatcher, StringMatcherConfig};
 use sdk_ext::proto::{DataSource, HttpUri, ProtoDuration};
+use sdk_ext::text::Quoted;
 use sdk_ext::validate::{self, Pseudo};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -360,7 +361,7 @@ impl ProviderConfig {
                 let (authority, path) = target.authority_and_path().ok_or_else(|| {
                     ConfigError::new(
                         "remote_jwks.http_uri.uri",
-                        format!("{:?} is not an http(s) URI", target.uri),
+                        format!("{} is not an http(s) URI", Quoted(&target.uri)),
                     )
                 })?;
                 let cache_duration = remote
@@ -497,7 +498,9 @@ impl RequirementConfig {
             providers
                 .iter()
                 .position(|provider| provider.name == name)
-                .ok_or_else(|| ConfigError::new(field, format!("no provider named {name:?}")))
+                .ok_or_else(|| {
+                    ConfigError::new(field, format!("no provider named {}", Quoted(name)))
+                })
         };
         let mut kinds = Vec::new();
         if let Some(name) = &self.provider_name {

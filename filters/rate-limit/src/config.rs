@@ -11,6 +11,7 @@ use sdk_ext::proto::{
     TokenBucketConfig,
 };
 use sdk_ext::ratelimit::{DescriptorConfig, RateLimitEntryConfig, XRateLimitHeaders};
+use sdk_ext::text::Quoted;
 use sdk_ext::validate::{header_value, modifiable_header_name};
 use std::time::Duration;
 
@@ -330,7 +331,8 @@ fn literal_value(text: &str) -> Result<Vec<u8>, String> {
     while let Some(byte) = bytes.next() {
         if byte == b'%' && bytes.next() != Some(b'%') {
             return Err(format!(
-                "{text:?} has a %COMMAND%; only literal values are supported (write %% for %)"
+                "{} has a %COMMAND%; only literal values are supported (write %% for %)",
+                Quoted(text)
             ));
         }
         value.push(byte);

@@ -214,41 +214,55 @@ fn read_fields(
         let json = json_name(ident, &attrs, container.snake_case);
         let slot = format_ident!("field_{}", index);
         let ty = &field.ty;
-        slots.push(
-            quote!(let mut #slot: ::core::option::Option<#ty> = ::core::option::Option::None;),
-        );
         let read = match &attrs.deserialize_with {
-            Some(function) => quote!(object.read_with(value, #function)?),
-            None => quote!(object.read(value)?),
+            Some(function) => quote!(object.read_with(value, #function)),
+            None => quote!(object.read(value)),
         };
-        arms.push(quote!(#json => #slot = ::core::option::Option::Some(#read),));
-        let missing = match &attrs.default {
-            Some(FieldDefault::Trait) => quote!(::core::default::Default::default()),
-            Some(FieldDefault::Function(function)) => quote!(#function()),
-            None => quote!(<#ty as json::FromJson>::missing(#json)?),
+        // A field with a default starts as its default, which a read replaces; one without is
+        // an `Option` until the end, where a missing value fails (or is `None` for an `Option`).
+        let default = match &attrs.default {
+            Some(FieldDefault::Trait) => Some(quote!(::core::default::Default::default())),
+            Some(FieldDefault::Function(function)) => Some(quote!(#function())),
+            None => None,
         };
-        builds.push(quote! {
-            #ident: match #slot {
-                ::core::option::Option::Some(value) => value,
-                ::core::option::Option::None => #missing,
-            },
-        });
+        if let Some(default) = default {
+            slots.push(quote!(let mut #slot: #ty = #default;));
+            arms.push(quote!(#json => #read.map(|read| #slot = read),));
+            builds.push(quote!(#ident: #slot,));
+        } else {
+            slots.push(
+                quote!(let mut #slot: ::core::option::Option<#ty> = ::core::option::Option::None;),
+            );
+            arms.push(
+                quote!(#json => #read.map(|read| #slot = ::core::option::Option::Some(read)),),
+            );
+            builds.push(quote! {
+                #ident: match #slot {
+                    ::core::option::Option::Some(value) => value,
+                    ::core::option::Option::None => <#ty as json::FromJson>::missing(#json)?,
+                },
+            });
+        }
         names.push(json);
     }
     let unknown = if container.deny_unknown_fields {
-        quote!(return Err(json::unknown_field(&key, FIELDS)))
+        quote!(Err(json::unknown_field(&key, FIELDS)))
     } else {
-        quote!(drop(value))
+        quote!({
+            drop(value);
+            Ok(())
+        })
     };
     Ok(quote! {
         (|| -> ::core::result::Result<_, ::std::string::String> {
             const FIELDS: &[&str] = &[#(#names),*];
             #(#slots)*
             while let ::core::option::Option::Some((key, value)) = object.next_entry() {
-                match key.as_str() {
+                let read: ::core::result::Result<(), ::std::string::String> = match key.as_str() {
                     #(#arms)*
                     _ => #unknown,
-                }
+                };
+                read?;
             }
             Ok(#constructor { #(#builds)* })
         })()

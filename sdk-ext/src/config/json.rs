@@ -12,6 +12,7 @@
 //! variant appends its segment, a success truncates it again, and an error leaves it in place,
 //! so after a failure it names the innermost value that failed.
 
+use crate::text::Quoted;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -44,6 +45,7 @@ impl Json {
             at: 0,
             path: &mut path,
             depth: 0,
+            keep: true,
         };
         let parsed = parser.value().and_then(|json| {
             parser.skip_whitespace();
@@ -62,6 +64,26 @@ impl Json {
         }
     }
 
+    /// Whether `bytes` is one JSON text, as serde_json reads it into `IgnoredAny`: for a filter
+    /// that checks a body before it edits it. Unlike [`Json::parse`], it keeps and allocates
+    /// nothing but a stack of open containers, so nesting is unbounded; a key may repeat; and a
+    /// `\u` escape is checked for its four hex digits only, so a lone surrogate passes. The text
+    /// must be UTF-8.
+    pub fn is_valid(bytes: &[u8]) -> bool {
+        let mut path = String::new();
+        let mut parser = Parser {
+            bytes,
+            at: 0,
+            path: &mut path,
+            depth: 0,
+            keep: false,
+        };
+        parser.check().is_ok() && {
+            parser.skip_whitespace();
+            parser.peek().is_none()
+        }
+    }
+
     /// How an error names this value (serde's wording).
     fn describe(&self) -> String {
         match self {
@@ -70,7 +92,7 @@ impl Json {
             Json::U64(value) => format!("integer `{value}`"),
             Json::I64(value) => format!("integer `{value}`"),
             Json::Number(text) => format!("number `{text}`"),
-            Json::Str(value) => format!("string {value:?}"),
+            Json::Str(value) => format!("string {}", Quoted(value)),
             Json::Arr(_) => "sequence".to_string(),
             Json::Obj(_) => "map".to_string(),
         }
@@ -157,6 +179,8 @@ struct Parser<'a> {
     /// The path of the value being parsed, for errors.
     path: &'a mut String,
     depth: usize,
+    /// False when only checking ([`Json::is_valid`]): strings and numbers are scanned, not kept.
+    keep: bool,
 }
 
 /// A parse error: the reason, and where in the text.
@@ -217,6 +241,51 @@ impl Parser<'_> {
                 self.error("expected value")
             }
         }
+    }
+
+    /// Scans one value without recursion: the stack holds the closing byte of each open
+    /// container.
+    fn check(&mut self) -> Result<(), Syntax> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            match self.next_token() {
+                Some(b'[') if !self.empty(b']') => {
+                    open.push(b']');
+                    continue;
+                }
+                Some(b'{') if !self.empty(b'}') => {
+                    open.push(b'}');
+                    self.key()?;
+                    continue;
+                }
+                Some(b'[' | b'{') => {}
+                Some(_) => {
+                    self.at -= 1;
+                    self.value()?;
+                }
+                None => return self.error("EOF while parsing a value"),
+            }
+            // After a value: close what it ends, then the next item or entry, if any.
+            loop {
+                let Some(&close) = open.last() else {
+                    return Ok(());
+                };
+                if !self.after_item(close, "expected `,` or a close", "EOF in a container")? {
+                    if close == b'}' {
+                        self.key()?;
+                    }
+                    break;
+                }
+                open.pop();
+            }
+        }
+    }
+
+    /// An object entry's key and colon, checked only.
+    fn key(&mut self) -> Result<(), Syntax> {
+        self.expect(b'"', "key must be a string")?;
+        self.string()?;
+        self.expect(b':', "expected `:`")
     }
 
     fn literal(&mut self, rest: &[u8], value: Json) -> Result<Json, Syntax> {
@@ -338,7 +407,13 @@ impl Parser<'_> {
                 }
                 self.at += 1;
             }
-            text.extend_from_slice(self.bytes.get(start..self.at).unwrap_or_default());
+            let run = self.bytes.get(start..self.at).unwrap_or_default();
+            if self.keep {
+                text.extend_from_slice(run);
+            } else if std::str::from_utf8(run).is_err() {
+                // A run ends at ASCII, so it ends at a character boundary.
+                return self.error("invalid unicode code point");
+            }
             match self.peek() {
                 None => return self.error("EOF while parsing a string"),
                 Some(b'"') => {
@@ -374,6 +449,9 @@ impl Parser<'_> {
             b't' => b'\t',
             b'u' => {
                 let unit = self.hex4()?;
+                if !self.keep {
+                    return Ok(());
+                }
                 let code = match unit {
                     0xD800..=0xDBFF => {
                         if self.bytes.get(self.at..self.at + 2) != Some(b"\\u") {
@@ -401,7 +479,9 @@ impl Parser<'_> {
                 return self.error("invalid escape");
             }
         };
-        text.push(simple);
+        if self.keep {
+            text.push(simple);
+        }
         Ok(())
     }
 
@@ -462,6 +542,9 @@ impl Parser<'_> {
             if digits(self) == 0 {
                 return self.error("invalid number");
             }
+        }
+        if !self.keep {
+            return Ok(Json::Null);
         }
         let text = std::str::from_utf8(self.bytes.get(start..self.at).unwrap_or_default())
             .unwrap_or_default();
@@ -591,6 +674,26 @@ impl<'p> Object<'p> {
     }
 }
 
+/// Passes each entry of an object to `read` with the key on the path, so that an error names
+/// the entry; afterwards the path is the object's again.
+fn each_entry(
+    value: Json,
+    path: &mut String,
+    expected: &str,
+    read: &mut dyn FnMut(String, Json, &mut String) -> Result<(), String>,
+) -> Result<(), String> {
+    let Json::Obj(entries) = value else {
+        return Err(invalid_type(&value, expected));
+    };
+    let len = path.len();
+    for (key, value) in entries {
+        push_name(path, &key);
+        read(key, value, path)?;
+        path.truncate(len);
+    }
+    Ok(())
+}
+
 /// An enum's variant name and content: a name alone (`"plain"`) is a unit variant; an object of
 /// one key (`{"named": {...}}`) is that variant with its content.
 pub fn variant(value: Json, expected: &str) -> Result<(String, Option<Json>), String> {
@@ -712,30 +815,29 @@ impl<T: FromJson> FromJson for Box<T> {
 
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: Json, path: &mut String) -> Result<Vec<T>, String> {
-        let Json::Arr(items) = value else {
-            return Err(invalid_type(&value, "a sequence"));
-        };
-        let len = path.len();
-        let mut read = Vec::with_capacity(items.len());
-        for item in items {
-            push_index(path, read.len());
+        let mut read = Vec::new();
+        each_item(value, path, &mut |item, path| {
             read.push(T::from_json(item, path)?);
-            path.truncate(len);
-        }
+            Ok(())
+        })?;
         Ok(read)
     }
 }
 
-/// A JSON object's entries, each read at its key.
-fn entries<T: FromJson>(
+/// Passes each item of an array to `read` with its index on the path.
+fn each_item(
     value: Json,
     path: &mut String,
-    mut insert: impl FnMut(String, T),
+    read: &mut dyn FnMut(Json, &mut String) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut object = Object::new(value, path, "a map")?;
-    while let Some((key, value)) = object.next_entry() {
-        let read = object.read(value)?;
-        insert(key, read);
+    let Json::Arr(items) = value else {
+        return Err(invalid_type(&value, "a sequence"));
+    };
+    let len = path.len();
+    for (index, item) in items.into_iter().enumerate() {
+        push_index(path, index);
+        read(item, path)?;
+        path.truncate(len);
     }
     Ok(())
 }
@@ -743,8 +845,9 @@ fn entries<T: FromJson>(
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(value: Json, path: &mut String) -> Result<BTreeMap<String, T>, String> {
         let mut map = BTreeMap::new();
-        entries(value, path, |key, value| {
-            map.insert(key, value);
+        each_entry(value, path, "a map", &mut |key, value, path| {
+            map.insert(key, T::from_json(value, path)?);
+            Ok(())
         })?;
         Ok(map)
     }
