@@ -147,28 +147,21 @@ fn unknown_name(reason: &str) -> Option<&str> {
 /// Whether a field path (`rules[2].requires.x`) matches a pattern (`rules.*.requires.x`); a
 /// leading `**` stands for any number of segments (`**.condition`: a `condition` at any depth).
 fn path_matches(pattern: &str, path: &str) -> bool {
-    let segments = |text: &str| -> Vec<String> {
-        text.replace('[', ".[")
-            .split('.')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
+    // Segments compare from the end, without allocating: `a.b[2]` is `a`, `b`, `2]`.
+    let segments = |text| str::split(text, ['.', '[']).filter(|s| !s.is_empty()).rev();
+    let (any_prefix, pattern) = match pattern.strip_prefix("**") {
+        Some(rest) => (true, rest),
+        None => (false, pattern),
     };
-    let (pattern, path) = (segments(pattern), segments(path));
-    let same = |pattern: &[String], path: &[String]| {
-        pattern.len() == path.len()
-            && pattern
-                .iter()
-                .zip(path)
-                .all(|(want, got)| want == "*" || want == got)
-    };
-    match pattern.split_first() {
-        Some((first, rest)) if first == "**" => path
-            .len()
-            .checked_sub(rest.len())
-            .and_then(|start| path.get(start..))
-            .is_some_and(|tail| same(rest, tail)),
-        _ => same(&pattern, &path),
+    let (mut want, mut got) = (segments(pattern), segments(path));
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (None, Some(_)) => return any_prefix,
+            (Some(_), None) => return false,
+            (Some(want), Some(got)) if want != "*" && want != got => return false,
+            (Some(_), Some(_)) => {}
+        }
     }
 }
 
@@ -178,11 +171,20 @@ pub fn validate_each<T, U>(
     items: Vec<T>,
     validate: impl Fn(T) -> Result<U, ConfigError>,
 ) -> Result<Vec<U>, ConfigError> {
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| validate(item).map_err(|e| e.within(&format!("{field}[{index}]"))))
-        .collect()
+    // A loop, not `collect` into a `Result`: that is a few KB more of wasm per instance.
+    let mut valid = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match validate(item) {
+            Ok(item) => valid.push(item),
+            Err(error) => return Err(at_index(error, field, index)),
+        }
+    }
+    Ok(valid)
+}
+
+/// The error of the item at `index` of `field`.
+fn at_index(error: ConfigError, field: &str, index: usize) -> ConfigError {
+    error.within(&format!("{field}[{index}]"))
 }
 
 #[cfg(test)]
@@ -974,6 +976,27 @@ mod tests {
             }
         }
         assert!(accepted > 5_000 && refused > 5_000, "{accepted} {refused}");
+    }
+
+    #[test]
+    fn unsupported_field_patterns_match_whole_segments() {
+        for (pattern, path, matches) in [
+            ("stage", "stage", true),
+            ("stage", "stages", false),
+            ("stage", "a.stage", false),
+            ("rules.*.requires.x", "rules[2].requires.x", true),
+            ("rules.*.requires.x", "rules.p.requires.x", true),
+            ("rules.*.requires.x", "rules[2].requires", false),
+            ("rules.*.requires.x", "a.rules[2].requires.x", false),
+            ("a.b", "a[1].b", false),
+            ("**.condition", "condition", true),
+            ("**.condition", "policies.p.permissions[0].condition", true),
+            ("**.condition", "policies.p.conditions", false),
+            ("**.a.*", "x[3].a.b", true),
+            ("**.a.*", "x[3].a", false),
+        ] {
+            assert_eq!(path_matches(pattern, path), matches, "{pattern} {path}");
+        }
     }
 
     #[test]

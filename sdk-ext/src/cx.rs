@@ -15,14 +15,16 @@ use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::time::Duration;
 
-/// A module built without the `callouts` feature exports no callback for answers, and Envoy
-/// would drop them: the request would wait for its timeout. So the call fails at once instead;
-/// a filter that calls out enables the feature in its Cargo.toml.
-fn check_callouts() -> Result<(), Status> {
-    if cfg!(feature = "callouts") {
+/// A module built without the `http-callouts` (`grpc-callouts`) feature exports no callback for
+/// those answers, and Envoy would drop them: the request would wait for its timeout. So the call
+/// fails at once instead; a filter that calls out enables the feature in its Cargo.toml.
+fn check_callouts(enabled: bool, feature: &str) -> Result<(), Status> {
+    if enabled {
         return Ok(());
     }
-    log::error!("this module was built without sdk-ext's `callouts` feature: it cannot call out");
+    log::error!(
+        "this module was built without sdk-ext's `{feature}` feature: it cannot make this call"
+    );
     Err(Status::InternalFailure)
 }
 
@@ -88,10 +90,10 @@ impl<'a> Cx<'a> {
 
     /// Sends `call`; the answer reaches this filter's `on_http_call_response` (the stream's when
     /// dispatched from a stream, the root's otherwise) with the returned token. An unknown
-    /// cluster or a malformed request is `BadArgument`; without sdk-ext's `callouts` feature,
-    /// every call is `InternalFailure`.
+    /// cluster or a malformed request is `BadArgument`; without sdk-ext's `http-callouts`
+    /// feature, every call is `InternalFailure`.
     pub fn http_call(&self, call: &HttpCall<'_>) -> Result<u32, Status> {
-        check_callouts()?;
+        check_callouts(cfg!(feature = "http-callouts"), "http-callouts")?;
         let headers = encode_pairs(&call.headers);
         let millis = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
         let token = self
@@ -103,10 +105,10 @@ impl<'a> Cx<'a> {
 
     /// Sends the unary gRPC `call`; the answer (a message or a status) reaches this filter's
     /// `on_grpc_call_response` (the stream's when sent from a stream, the root's otherwise) with
-    /// the returned token. An unknown cluster is `BadArgument`; without sdk-ext's `callouts`
-    /// feature, every call is `InternalFailure`.
+    /// the returned token. An unknown cluster is `BadArgument`; without sdk-ext's
+    /// `grpc-callouts` feature, every call is `InternalFailure`.
     pub fn grpc_call(&self, call: &GrpcCall<'_>) -> Result<u32, Status> {
-        check_callouts()?;
+        check_callouts(cfg!(feature = "grpc-callouts"), "grpc-callouts")?;
         let metadata = encode_pairs(&call.metadata);
         let millis = u32::try_from(call.timeout.as_millis()).unwrap_or(u32::MAX);
         let token = self.host.grpc_call(

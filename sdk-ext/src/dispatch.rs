@@ -521,16 +521,20 @@ impl Dispatcher {
         calls: &[(u32, Option<u32>)],
         grpc_calls: &[(u32, Option<u32>)],
     ) {
-        for (map, calls) in [(&mut self.calls, calls), (&mut self.grpc_calls, grpc_calls)] {
+        // Without a callout feature no such call is made, and its map's code stays out.
+        let owner = |stream| CallOwner {
+            plugin,
+            position,
+            stream,
+        };
+        if cfg!(feature = "http-callouts") {
             for &(token, stream) in calls {
-                map.insert(
-                    token,
-                    CallOwner {
-                        plugin,
-                        position,
-                        stream,
-                    },
-                );
+                self.calls.insert(token, owner(stream));
+            }
+        }
+        if cfg!(feature = "grpc-callouts") {
+            for &(token, stream) in grpc_calls {
+                self.grpc_calls.insert(token, owner(stream));
             }
         }
     }
@@ -908,16 +912,26 @@ impl Dispatcher {
     /// callouts it made: the host cancels them, so no answer will come.
     pub fn on_delete(&mut self, context_id: u32) {
         self.clock.set(None);
+        let (http, grpc) = (
+            cfg!(feature = "http-callouts"),
+            cfg!(feature = "grpc-callouts"),
+        );
         if self.streams.remove(&context_id).is_some() {
-            for calls in [&mut self.calls, &mut self.grpc_calls] {
-                if !calls.is_empty() {
-                    calls.retain(|_, owner| owner.stream != Some(context_id));
-                }
+            let by_stream = |_: &u32, owner: &mut CallOwner| owner.stream != Some(context_id);
+            if http && !self.calls.is_empty() {
+                self.calls.retain(by_stream);
+            }
+            if grpc && !self.grpc_calls.is_empty() {
+                self.grpc_calls.retain(by_stream);
             }
         } else if self.plugins.remove(&context_id).is_some() {
-            self.calls.retain(|_, owner| owner.plugin != context_id);
-            self.grpc_calls
-                .retain(|_, owner| owner.plugin != context_id);
+            let by_plugin = |_: &u32, owner: &mut CallOwner| owner.plugin != context_id;
+            if http {
+                self.calls.retain(by_plugin);
+            }
+            if grpc {
+                self.grpc_calls.retain(by_plugin);
+            }
             self.queues.retain(|_, (plugin, _)| *plugin != context_id);
         }
     }

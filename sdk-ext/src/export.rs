@@ -210,7 +210,8 @@ macro_rules! export_module {
                 with((), |d| d.on_delete(context_id))
             }
 
-            $crate::__export_callouts!();
+            $crate::__export_http_callouts!();
+            $crate::__export_grpc_callouts!();
         };
     };
     ($module:expr) => {
@@ -240,23 +241,14 @@ macro_rules! __export_on_log {
     () => {};
 }
 
-/// The callbacks that bring callout answers, exported only with the `callouts` feature (which
-/// filters that call out enable): without them a module links none of the answers' handling.
-#[cfg(feature = "callouts")]
+/// The callback that brings HTTP callout answers, exported only with the `http-callouts` feature
+/// (which filters that call out over HTTP enable): without it a module links none of their
+/// handling.
+#[cfg(feature = "http-callouts")]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __export_callouts {
+macro_rules! __export_http_callouts {
     () => {
-        #[no_mangle]
-        pub extern "C" fn proxy_on_grpc_receive(_context_id: u32, token: u32, message_size: usize) {
-            $crate::export::with((), |d| d.on_grpc_receive(token, message_size))
-        }
-
-        #[no_mangle]
-        pub extern "C" fn proxy_on_grpc_close(_context_id: u32, token: u32, status: u32) {
-            $crate::export::with((), |d| d.on_grpc_close(token, status))
-        }
-
         #[no_mangle]
         pub extern "C" fn proxy_on_http_call_response(
             _context_id: u32,
@@ -272,9 +264,34 @@ macro_rules! __export_callouts {
     };
 }
 
-#[cfg(not(feature = "callouts"))]
+#[cfg(not(feature = "http-callouts"))]
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __export_callouts {
+macro_rules! __export_http_callouts {
+    () => {};
+}
+
+/// The callbacks that bring gRPC answers, exported only with the `grpc-callouts` feature.
+#[cfg(feature = "grpc-callouts")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_grpc_callouts {
+    () => {
+        #[no_mangle]
+        pub extern "C" fn proxy_on_grpc_receive(_context_id: u32, token: u32, message_size: usize) {
+            $crate::export::with((), |d| d.on_grpc_receive(token, message_size))
+        }
+
+        #[no_mangle]
+        pub extern "C" fn proxy_on_grpc_close(_context_id: u32, token: u32, status: u32) {
+            $crate::export::with((), |d| d.on_grpc_close(token, status))
+        }
+    };
+}
+
+#[cfg(not(feature = "grpc-callouts"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_grpc_callouts {
     () => {};
 }

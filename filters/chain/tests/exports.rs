@@ -4,16 +4,13 @@
 
 use test_host::{filter_wasm, TestHost};
 
-/// The modules whose filters call out: they enable sdk-ext's `callouts` feature. The chain holds
-/// all filters.
-const CALLING_OUT: &[&str] = &["jwt_auth", "ext_authz", "global_rate_limit", "chain"];
-
-/// The callbacks that bring callout answers.
-const ANSWERS: &[&str] = &[
-    "proxy_on_http_call_response",
-    "proxy_on_grpc_receive",
-    "proxy_on_grpc_close",
-];
+/// The modules whose filters make HTTP callouts (sdk-ext's `http-callouts` feature) and gRPC
+/// calls (`grpc-callouts`), with the callbacks that bring those answers. The chain holds all
+/// filters.
+const HTTP_CALLERS: &[&str] = &["jwt_auth", "ext_authz", "chain"];
+const HTTP_ANSWERS: &[&str] = &["proxy_on_http_call_response"];
+const GRPC_CALLERS: &[&str] = &["global_rate_limit", "chain"];
+const GRPC_ANSWERS: &[&str] = &["proxy_on_grpc_receive", "proxy_on_grpc_close"];
 
 /// Every filter of the workspace (its standalone module), and the chain.
 fn modules() -> Vec<String> {
@@ -41,16 +38,17 @@ fn only_modules_whose_filters_call_out_export_the_answer_callbacks() {
     assert!(modules.len() >= 10, "{modules:?}");
     for name in &modules {
         let module = host.module(filter_wasm(name)).unwrap();
-        let exported: Vec<&str> = ANSWERS
-            .iter()
-            .copied()
+        let answers = HTTP_ANSWERS.iter().chain(GRPC_ANSWERS).copied();
+        let exported: Vec<&str> = answers
             .filter(|callback| module.exports_function(callback))
             .collect();
-        let expected = if CALLING_OUT.contains(&name.as_str()) {
-            ANSWERS.to_vec()
-        } else {
-            Vec::new()
-        };
+        let mut expected = Vec::new();
+        if HTTP_CALLERS.contains(&name.as_str()) {
+            expected.extend_from_slice(HTTP_ANSWERS);
+        }
+        if GRPC_CALLERS.contains(&name.as_str()) {
+            expected.extend_from_slice(GRPC_ANSWERS);
+        }
         assert_eq!(exported, expected, "{name}.wasm");
         // Every module exports what each stream needs.
         assert!(
