@@ -40,18 +40,12 @@ impl Json {
     /// name), so a copy with a typo could silently replace the first.
     pub fn parse(bytes: &[u8]) -> Result<Json, (String, String)> {
         let mut path = String::new();
-        let mut parser = Parser {
-            bytes,
-            at: 0,
-            path: &mut path,
-            depth: 0,
-            keep: true,
-        };
+        let mut parser = Parser::new(bytes, &mut path, true);
         let parsed = parser.value().and_then(|json| {
-            parser.skip_whitespace();
-            match parser.peek() {
-                None => Ok(json),
-                Some(_) => Err(Syntax("trailing characters")),
+            if parser.at_end() {
+                Ok(json)
+            } else {
+                Err(Syntax("trailing characters"))
             }
         });
         match parsed {
@@ -71,18 +65,9 @@ impl Json {
     /// must be UTF-8.
     pub fn is_valid(bytes: &[u8]) -> bool {
         let mut path = String::new();
-        let mut parser = Parser {
-            bytes,
-            at: 0,
-            path: &mut path,
-            depth: 0,
-            keep: false,
-        };
+        let mut parser = Parser::new(bytes, &mut path, false);
         // UTF-8 in one pass: outside strings any non-ASCII byte is a syntax error anyway.
-        std::str::from_utf8(bytes).is_ok() && parser.check().is_ok() && {
-            parser.skip_whitespace();
-            parser.peek().is_none()
-        }
+        std::str::from_utf8(bytes).is_ok() && parser.check().is_ok() && parser.at_end()
     }
 
     /// How an error names this value (serde's wording).
@@ -187,7 +172,23 @@ struct Parser<'a> {
 /// A parse error: the reason, and where in the text.
 struct Syntax(&'static str);
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(bytes: &'a [u8], path: &'a mut String, keep: bool) -> Parser<'a> {
+        Parser {
+            bytes,
+            at: 0,
+            path,
+            depth: 0,
+            keep,
+        }
+    }
+
+    /// Whether only whitespace is left.
+    fn at_end(&mut self) -> bool {
+        self.skip_whitespace();
+        self.peek().is_none()
+    }
+
     fn error<T>(&self, reason: &'static str) -> Result<T, Syntax> {
         Err(Syntax(reason))
     }
@@ -683,26 +684,6 @@ impl<'p> Object<'p> {
     }
 }
 
-/// Passes each entry of an object to `read` with the key on the path, so that an error names
-/// the entry; afterwards the path is the object's again.
-fn each_entry(
-    value: Json,
-    path: &mut String,
-    expected: &str,
-    read: &mut dyn FnMut(String, Json, &mut String) -> Result<(), String>,
-) -> Result<(), String> {
-    let Json::Obj(entries) = value else {
-        return Err(invalid_type(&value, expected));
-    };
-    let len = path.len();
-    for (key, value) in entries {
-        push_name(path, &key);
-        read(key, value, path)?;
-        path.truncate(len);
-    }
-    Ok(())
-}
-
 /// An enum's variant name and content: a name alone (`"plain"`) is a unit variant; an object of
 /// one key (`{"named": {...}}`) is that variant with its content.
 pub fn variant(value: Json, expected: &str) -> Result<(String, Option<Json>), String> {
@@ -854,10 +835,11 @@ fn each_item(
 impl<T: FromJson> FromJson for BTreeMap<String, T> {
     fn from_json(value: Json, path: &mut String) -> Result<BTreeMap<String, T>, String> {
         let mut map = BTreeMap::new();
-        each_entry(value, path, "a map", &mut |key, value, path| {
-            map.insert(key, T::from_json(value, path)?);
-            Ok(())
-        })?;
+        let mut object = Object::new(value, path, "a map")?;
+        while let Some((key, value)) = object.next_entry() {
+            let read = object.read(value)?;
+            map.insert(key, read);
+        }
         Ok(map)
     }
 }
