@@ -1,8 +1,8 @@
 //! Strings shown in messages and reply bodies, quoted as JSON strings.
 //!
-//! Messages quote names with [`Quoted`] rather than `{:?}`: `str`'s `Debug` links Unicode
-//! printability tables, several kilobytes of every module, and JSON's escapes are what a user
-//! reading a JSON config expects.
+//! Messages quote names with [`Quoted`] rather than `{:?}`: JSON's escapes are what a user
+//! reading a JSON config expects. (It saves no Unicode tables: std's own WASI error `Debug`, on
+//! the panic path, links `str`'s `Debug` into every module anyway.)
 
 use std::fmt::{self, Display, Formatter, Write};
 
