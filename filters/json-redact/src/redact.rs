@@ -444,9 +444,30 @@ mod tests {
             mask(&["/ssn"], r#"{"ssn": 1, "ssn": 2}"#),
             r#"{"ssn": "***", "ssn": "***"}"#
         );
+        // A lone surrogate escape is valid JSON text (as serde_json reads it): it must not make
+        // the body "invalid" and let it through unredacted.
+        assert_eq!(
+            mask(&["/ssn"], r#"{"x": "\ud800", "ssn": 1, "\udc00": 2}"#),
+            r#"{"x": "\ud800", "ssn": "***", "\udc00": 2}"#
+        );
         assert_eq!(mask(&["/01"], r#"[0, 1]"#), "Unchanged");
         assert_eq!(mask(&["/x"], r#"{"x": 1"#), "Invalid");
         assert_eq!(mask(&["/x"], "\"x\""), "Unchanged");
+    }
+
+    #[test]
+    fn the_mask_is_written_as_a_json_string() {
+        let pointers = vec![Pointer::parse("/a").unwrap()];
+        let redaction = Redaction::mask(pointers, "say \"no\"\n\u{1}é");
+        match redaction.apply(br#"{"a": 1}"#) {
+            Outcome::Redacted(out, _) => {
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    r#"{"a": "say \"no\"\n\u0001é"}"#
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
